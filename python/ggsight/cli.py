@@ -1,0 +1,58 @@
+"""The `ggsight` command."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from . import __version__
+    from .ggml.system import system_info
+    info = system_info()
+    if args.json:
+        print(json.dumps({"ggsight_version": __version__, **info}, indent=2))
+        return 0
+    print(f"ggsight {__version__}  (ggml {info['ggml_version']}, commit {info['ggml_commit']}, "
+          f"ABI {info['abi_version']})")
+    print(f"backends: {', '.join(info['backends']) or 'none'}")
+    print("devices:")
+    for d in info["devices"]:
+        mem = f"{_gib(d['memory_free'])} free / {_gib(d['memory_total'])}" if d["memory_total"] else "memory unknown"
+        print(f"  [{d['index']}] {d['name']:<8} {d['type']:<5} {d['description']}  ({mem})")
+    feats = [k if v == "1" else f"{k}={v}" for k, v in info["cpu_features"].items()]
+    print(f"cpu features: {' '.join(feats) or 'none reported'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ggsight", description="Run vision-language and text models locally.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("info", help="show ggml version, backends, devices and CPU features")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if not getattr(args, "func", None):
+        ap.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except Exception as e:  # one clear line for users; tracebacks with GGSIGHT_DEBUG=1
+        import os
+        if os.environ.get("GGSIGHT_DEBUG"):
+            raise
+        print(f"ggsight: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

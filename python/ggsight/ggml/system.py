@@ -1,0 +1,31 @@
+"""What this build of ggsight can run on: ggml version, backends, devices, CPU features."""
+from __future__ import annotations
+
+from .._native import cstr, ffi, lib
+from .backend import devices
+
+
+def ggml_version() -> str:
+    return cstr(lib.gs_ggml_version())
+
+
+def backend_names() -> list[str]:
+    return [cstr(lib.gs_backend_reg_name(i)) for i in range(lib.gs_backend_reg_count())]
+
+
+def cpu_features() -> dict[str, str]:
+    out = ffi.new("gs_feature **")
+    n = lib.gs_cpu_features(out)
+    return {cstr(out[0][i].name): cstr(out[0][i].value) for i in range(max(n, 0))}
+
+
+def system_info() -> dict:
+    """A plain dict, suitable for printing or JSON."""
+    return {
+        "ggml_version": ggml_version(),
+        "ggml_commit": cstr(lib.gs_ggml_commit()),
+        "abi_version": lib.gs_abi_version(),
+        "backends": backend_names(),
+        "devices": [d.__dict__.copy() for d in devices()],
+        "cpu_features": cpu_features(),
+    }

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Fetch the pinned, unmodified ggml tree into vendor/ggml/.
+
+ggml is taken from the llama.cpp tree that llama-cpp-python ships in its source
+distribution (see PIN). The sdist is obtained with pip, its sha256 checked against the pin,
+and only the ggml subtree (plus llama.cpp's MIT licence) is unpacked next to this script.
+
+    python vendor/ggml/fetch.py            # fetch if vendor/ggml has no tree yet
+    python vendor/ggml/fetch.py --force    # replace whatever is there
+
+GGSIGHT_GGML_SDIST=/path/to/llama_cpp_python-X.tar.gz uses a local copy (still hash-checked).
+Downloaded sdists are kept in ~/.cache/ggsight/sdists so a second build does not fetch again.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KEEP = {"PIN", "fetch.py"}
+
+
+def read_pin() -> dict[str, str]:
+    pin = {}
+    for line in (HERE / "PIN").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            pin[key.strip()] = value.strip()
+    return pin
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ggsight" / "sdists"
+
+
+def pip_download(pin: dict[str, str], dest: Path) -> Path:
+    spec = f"{pin['package']}=={pin['package_version']}"
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+           "--disable-pip-version-check", "-d", str(dest), spec]
+    # Preparing the sdist's metadata needs its build backend; reusing ours (present inside
+    # our own isolated build) turns a one-minute isolated-env setup into seconds.
+    if importlib.util.find_spec("scikit_build_core") is not None:
+        cmd.insert(4, "--no-build-isolation")
+    print("fetch-ggml:", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    found = sorted(dest.glob("*.tar.gz"))
+    if not found:
+        raise SystemExit(f"fetch-ggml: pip did not produce an sdist of {spec} in {dest}")
+    return found[0]
+
+
+def obtain_sdist(pin: dict[str, str], workdir: Path) -> Path:
+    want = pin["sdist_sha256"]
+    local = os.environ.get("GGSIGHT_GGML_SDIST")
+    name = f"{pin['package'].replace('-', '_')}-{pin['package_version']}.tar.gz"
+    cached = cache_dir() / name
+    candidates = [Path(local)] if local else []
+    candidates.append(cached)
+    for path in candidates:
+        if path.is_file() and sha256_of(path) == want:
+            print(f"fetch-ggml: using {path}", flush=True)
+            return path
+    sdist = pip_download(pin, workdir)
+    got = sha256_of(sdist)
+    if got != want:
+        raise SystemExit(f"fetch-ggml: sha256 mismatch for {sdist.name}: got {got}, pinned {want}")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sdist, cached)
+    except OSError:
+        pass  # a read-only home only costs a re-download next time
+    return sdist
+
+
+def unpack(pin: dict[str, str], sdist: Path) -> None:
+    top = f"{pin['package'].replace('-', '_')}-{pin['package_version']}/"
+    subtree = top + pin["subtree"].strip("/") + "/"
+    licence = top + pin["license"]
+    with tarfile.open(sdist, "r:gz") as tar:
+        members = []
+        for m in tar.getmembers():
+            if m.name.startswith(subtree) and (m.isfile() or m.isdir()):
+                m.name = m.name[len(subtree):]
+                if m.name and ".." not in Path(m.name).parts:
+                    members.append(m)
+            elif m.name == licence:
+                m.name = "LICENSE"
+                members.append(m)
+        if not any(m.name == "CMakeLists.txt" for m in members):
+            raise SystemExit(f"fetch-ggml: {pin['subtree']} not found in {sdist.name}")
+        tar.extractall(HERE, members=members, filter="data")
+    (HERE / "VERSION").write_text(pin["ggml_version"] + "\n")
+
+
+def clear() -> None:
+    for child in HERE.iterdir():
+        if child.name in KEEP:
+            continue
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--force", action="store_true", help="replace an existing tree")
+    args = ap.parse_args()
+    pin = read_pin()
+    if (HERE / "CMakeLists.txt").exists() and not args.force:
+        print("fetch-ggml: vendor/ggml already unpacked (use --force to refetch)")
+        return 0
+    clear()
+    with tempfile.TemporaryDirectory(prefix="ggsight-ggml-") as tmp:
+        unpack(pin, obtain_sdist(pin, Path(tmp)))
+    print(f"fetch-ggml: ggml {pin['ggml_version']} unpacked into {HERE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
