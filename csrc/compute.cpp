@@ -65,6 +65,14 @@ gs_buffer *gs_buffer_new(int device_index, size_t size, int host) {
     return GB(buf);
 }
 
+}  // extern "C"
+
+static ggml_backend_buffer_t from_host_guarded(ggml_backend_dev_t dev, void *ptr, size_t size, size_t max_tensor) {
+    GS_GUARDED_PTR(ggml_backend_dev_buffer_from_host_ptr(dev, ptr, size, max_tensor), (ggml_backend_buffer_t) nullptr);
+}
+
+extern "C" {
+
 gs_buffer *gs_buffer_from_host_ptr(int device_index, void *ptr, size_t size, size_t max_tensor) {
     ggml_backend_dev_t dev = device_or_fail(device_index);
     if (!dev) return nullptr;
@@ -79,7 +87,12 @@ gs_buffer *gs_buffer_from_host_ptr(int device_index, void *ptr, size_t size, siz
                 ggml_backend_dev_name(dev));
         return nullptr;
     }
-    ggml_backend_buffer_t buf = ggml_backend_dev_buffer_from_host_ptr(dev, ptr, size, max_tensor ? max_tensor : size);
+    // ggml asserts on this instead of failing; 32 is its TENSOR_ALIGNMENT.
+    if ((uintptr_t)ptr % 32) {
+        gs_fail(GS_ERR_INVALID, "host memory at %p is not aligned to 32 bytes", ptr);
+        return nullptr;
+    }
+    ggml_backend_buffer_t buf = from_host_guarded(dev, ptr, size, max_tensor ? max_tensor : size);
     if (!buf) {
         gs_fail(GS_ERR_BACKEND, "device %s refused host memory of %zu bytes", ggml_backend_dev_name(dev), size);
         return nullptr;

@@ -13,7 +13,7 @@ def quantize(values: np.ndarray, dtype: DType | int) -> np.ndarray:
     n_per_row = src.shape[-1]
     nrows = src.size // n_per_row if n_per_row else 0
     dst = np.empty(src.shape[:-1] + (lib.gs_row_size(int(dtype), n_per_row),), dtype=np.uint8)
-    check(lib.gs_quantize(int(dtype), ffi.from_buffer(src), ffi.from_buffer(dst), nrows, n_per_row),
+    check(lib.gs_quantize(int(dtype), ffi.from_buffer("float[]", src), ffi.from_buffer(dst), nrows, n_per_row),
           f"quantize to {DType(dtype).name}")
     return dst
 
@@ -24,6 +24,6 @@ def dequantize(data: np.ndarray, dtype: DType | int, n_per_row: int) -> np.ndarr
     tr = traits(dtype)
     n = raw.size // tr.type_size * tr.block_size
     out = np.empty(n, dtype=np.float32)
-    check(lib.gs_dequantize(int(dtype), ffi.from_buffer(raw), ffi.from_buffer(out), n),
+    check(lib.gs_dequantize(int(dtype), ffi.from_buffer(raw), ffi.from_buffer("float[]", out), n),
           f"dequantize {DType(dtype).name}")
     return out.reshape(-1, n_per_row) if n_per_row else out

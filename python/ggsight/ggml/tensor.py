@@ -45,7 +45,9 @@ class Context:
 
     def new_tensor(self, shape: Sequence[int], dtype: DType | int = DType.F32, name: str | None = None,
                    *, input: bool = False) -> "Tensor":
-        ne = ffi.new("int64_t[4]", list(shape))
+        if not 1 <= len(shape) <= 4:
+            raise InvalidArgumentError(f"tensors have 1 to 4 dimensions, got shape {tuple(shape)}")
+        ne = ffi.new("int64_t[4]", [int(n) for n in shape])
         t = Tensor(self, check_ptr(lib.gs_new_tensor(self.ptr, int(dtype), len(shape), ne),
                                    f"new tensor {name or ''} {tuple(shape)}"))
         if name:
@@ -168,7 +170,9 @@ class Tensor:
     def write(self, array, offset: int = 0) -> None:
         """Copy host data into the tensor (no intermediate copy when dtype and layout match)."""
         want = numpy_dtype(self.dtype)
-        if want is None:
+        if isinstance(array, (bytes, bytearray, memoryview)):
+            arr = np.frombuffer(array, np.uint8)  # raw bytes, e.g. straight from a GGUF mmap
+        elif want is None:
             arr = np.ascontiguousarray(array).view(np.uint8)
         else:
             arr = np.ascontiguousarray(array, dtype=want)
