@@ -123,7 +123,7 @@ size_t gs_struct_size(const char *struct_name);   /* 0 for an unknown name */
 const char *gs_last_error(void);
 void gs_clear_error(void);
 const char *gs_ggml_version(void);
-const char *gs_ggml_commit(void);
+const char *gs_ggml_commit(void);                /* the pinned source ggml came from */
 void gs_set_log_level(int level);                 /* ggml messages below it are dropped */
 
 /* ---- types and quantization ------------------------------------------------------- */

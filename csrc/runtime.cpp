@@ -71,7 +71,8 @@ size_t gs_struct_size(const char *name) {
 const char *gs_last_error(void) { return tl_error; }
 void gs_clear_error(void) { tl_error[0] = 0; }
 const char *gs_ggml_version(void) { return ggml_version(); }
-const char *gs_ggml_commit(void) { return ggml_commit(); }
+// The pinned source of ggml ("llama-cpp-python 0.3.36 832db0699007"), see vendor/ggml/PIN.
+const char *gs_ggml_commit(void) { return GGSIGHT_GGML_SOURCE; }
 void gs_set_log_level(int level) { g_log_level = level; }
 
 // ---- types ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"ggsight_version": __version__, **info}, indent=2))
         return 0
-    print(f"ggsight {__version__}  (ggml {info['ggml_version']}, commit {info['ggml_commit']}, "
+    print(f"ggsight {__version__}  (ggml {info['ggml_version']} from {info['ggml_source']}, "
           f"ABI {info['abi_version']})")
     print(f"backends: {', '.join(info['backends']) or 'none'}")
     print("devices:")
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
+    except BrokenPipeError:  # `ggsight info | head`
+        return 0
     except Exception as e:  # one clear line for users; tracebacks with GGSIGHT_DEBUG=1
         import os
         if os.environ.get("GGSIGHT_DEBUG"):

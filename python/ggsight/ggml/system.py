@@ -23,7 +23,7 @@ def system_info() -> dict:
     """A plain dict, suitable for printing or JSON."""
     return {
         "ggml_version": ggml_version(),
-        "ggml_commit": cstr(lib.gs_ggml_commit()),
+        "ggml_source": cstr(lib.gs_ggml_commit()),
         "abi_version": lib.gs_abi_version(),
         "backends": backend_names(),
         "devices": [d.__dict__.copy() for d in devices()],
