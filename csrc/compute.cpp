@@ -210,9 +210,10 @@ static int check_supported(ggml_cgraph *g, ggml_backend_t *backends, int n) {
         bool ok = false;
         for (int b = 0; b < n && !ok; b++) ok = ggml_backend_supports_op(backends[b], node);
         if (!ok)
-            return gs_fail(GS_ERR_UNSUPPORTED, "no backend supports %s on '%s' (%s%s%s)", ggml_op_desc(node), node->name,
-                           ggml_type_name(node->type), node->src[0] ? " from " : "",
-                           node->src[0] ? ggml_type_name(node->src[0]->type) : "");
+            return gs_fail(GS_ERR_UNSUPPORTED, "no backend supports %s on '%s' (%s from %s, %s)", ggml_op_desc(node),
+                           node->name, ggml_type_name(node->type),
+                           node->src[0] ? ggml_type_name(node->src[0]->type) : "-",
+                           node->src[1] ? ggml_type_name(node->src[1]->type) : "-");
     }
     return GS_OK;
 }

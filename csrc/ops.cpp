@@ -25,6 +25,19 @@
 #define NORM(name, call) \
     gs_tensor *name(gs_context *c, gs_tensor *a, float eps) { NEED(c) NEED(a) OP(call(c->ctx, T(a), eps)); }
 
+// ggml's CPU kernels for add/sub/mul/div assert (in a compute thread, fatally) when the
+// first operand's rows are not contiguous, and its supports_op does not say so: refuse here.
+#define ELEMENTWISE(fn_name, call)                                                                  \
+    gs_tensor *fn_name(gs_context *c, gs_tensor *a, gs_tensor *b) {                              \
+        NEED(c) NEED(a) NEED(b)                                                                  \
+        if (T(a)->nb[0] != ggml_type_size(T(a)->type)) {                                         \
+            gs_fail(GS_ERR_INVALID, "%s: the first operand '%s' has non-contiguous rows (a transposed " \
+                    "view?): apply cont() to it first", #call, T(a)->name);                     \
+            return nullptr;                                                                      \
+        }                                                                                        \
+        OP(call(c->ctx, T(a), T(b)));                                                            \
+    }
+
 static ggml_tensor *opt(gs_tensor *t) { return t ? T(t) : nullptr; }
 
 extern "C" {
@@ -116,10 +129,10 @@ gs_tensor *gs_win_unpart(gs_context *c, gs_tensor *a, int w0, int h0, int w) {
 
 // ---- elementwise -------------------------------------------------------------------------
 
-BINARY(gs_add, ggml_add)
-BINARY(gs_sub, ggml_sub)
-BINARY(gs_mul, ggml_mul)
-BINARY(gs_div, ggml_div)
+ELEMENTWISE(gs_add, ggml_add)
+ELEMENTWISE(gs_sub, ggml_sub)
+ELEMENTWISE(gs_mul, ggml_mul)
+ELEMENTWISE(gs_div, ggml_div)
 
 gs_tensor *gs_add_id(gs_context *c, gs_tensor *a, gs_tensor *b, gs_tensor *ids) {
     NEED(c) NEED(a) NEED(b) NEED(ids) OP(ggml_add_id(c->ctx, T(a), T(b), T(ids)));

@@ -111,3 +111,14 @@ def test_null_handles_are_rejected():
     assert lib.gs_add(ffi.NULL, ffi.NULL, ffi.NULL) == ffi.NULL
     assert "NULL" in _native.last_error()
     assert lib.gs_graph_compute(ffi.NULL, ffi.NULL) == lib.GS_ERR_INVALID
+
+
+def test_elementwise_on_transposed_first_operand_is_refused_not_fatal():
+    # ggml's CPU add kernel would abort the process in a compute thread on this input.
+    ctx = Context(16)
+    a, b = ctx.input("a", (3, 8)), ctx.input("b", (8, 3))
+    with pytest.raises(InvalidArgumentError, match="cont"):
+        a.transpose().add(b)
+    out, = Scheduler(Backend(n_threads=1)).run(ctx.graph(a.transpose().cont().add(b)),
+                                                {a: np.ones((8, 3), np.float32), b: np.ones((3, 8), np.float32)})
+    assert np.all(out == 2)

@@ -35,6 +35,17 @@ def _make_unary(name: str):
     return op
 
 
+def _make_eps(name: str):
+    """norm, rms_norm, l2_norm: one epsilon after the tensor."""
+    fn = getattr(lib, "gs_" + name)
+
+    def op(a, eps: float):
+        c = _ctx(a)
+        return _new(c, fn(c.ptr, a.ptr, eps), name)
+    op.__name__ = name
+    return op
+
+
 def _make_binary(name: str):
     fn = getattr(lib, "gs_" + name)
 
@@ -159,21 +170,6 @@ def top_k(a, k: int):
     return _new(c, lib.gs_top_k(c.ptr, a.ptr, k), "top_k")
 
 
-def norm(a, eps: float):
-    c = _ctx(a)
-    return _new(c, lib.gs_norm(c.ptr, a.ptr, eps), "norm")
-
-
-def rms_norm(a, eps: float):
-    c = _ctx(a)
-    return _new(c, lib.gs_rms_norm(c.ptr, a.ptr, eps), "rms_norm")
-
-
-def l2_norm(a, eps: float):
-    c = _ctx(a)
-    return _new(c, lib.gs_l2_norm(c.ptr, a.ptr, eps), "l2_norm")
-
-
 def group_norm(a, n_groups: int, eps: float):
     c = _ctx(a)
     return _new(c, lib.gs_group_norm(c.ptr, a.ptr, n_groups, eps), "group_norm")
@@ -270,7 +266,7 @@ def set_prec_f32(a):
 
 
 _FUNCS = [reshape, view, permute, cast, concat, repeat, set_rows, pad, win_part, win_unpart, add_id, scale,
-          clamp, argsort, top_k, norm, rms_norm, l2_norm, group_norm, soft_max, diag_mask_inf, mul_mat_id,
+          clamp, argsort, top_k, group_norm, soft_max, diag_mask_inf, mul_mat_id,
           flash_attn, rope, rope_multi, im2col, conv_2d, conv_2d_dw, pool_1d, pool_2d, interpolate,
           set_prec_f32]
 
@@ -280,5 +276,7 @@ def attach(cls) -> None:
         setattr(cls, name, _make_unary(name))
     for name in _BINARY:
         setattr(cls, name, _make_binary(name))
+    for name in ("norm", "rms_norm", "l2_norm"):
+        setattr(cls, name, _make_eps(name))
     for fn in _FUNCS:
         setattr(cls, fn.__name__, fn)

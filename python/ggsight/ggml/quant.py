@@ -21,6 +21,9 @@ def quantize(values: np.ndarray, dtype: DType | int) -> np.ndarray:
 def dequantize(data: np.ndarray, dtype: DType | int, n_per_row: int) -> np.ndarray:
     """Raw rows in `dtype` -> f32 array (..., n_per_row)."""
     raw = np.ascontiguousarray(data).view(np.uint8)
+    if DType(dtype) == DType.F32:
+        out = raw.view(np.float32).copy()
+        return out.reshape(-1, n_per_row) if n_per_row else out
     tr = traits(dtype)
     n = raw.size // tr.type_size * tr.block_size
     out = np.empty(n, dtype=np.float32)

@@ -172,6 +172,8 @@ class Tensor:
         want = numpy_dtype(self.dtype)
         if isinstance(array, (bytes, bytearray, memoryview)):
             arr = np.frombuffer(array, np.uint8)  # raw bytes, e.g. straight from a GGUF mmap
+        elif isinstance(array, np.ndarray) and array.dtype == np.uint8:
+            arr = np.ascontiguousarray(array)     # no ggml type has uint8 elements: raw bytes
         elif want is None:
             arr = np.ascontiguousarray(array).view(np.uint8)
         else:
