@@ -35,8 +35,9 @@ def test_header_is_read_as_is():
     assert len(names) > 100
     for n in names:
         getattr(lib, n)
-    if header is not None:
-        assert "#include" not in header.read_text()
+    if header is not None:  # cdef accepts no preprocessor directive but integer #defines
+        directives = [ln for ln in header.read_text().splitlines() if ln.lstrip().startswith("#")]
+        assert directives and all(ln.startswith("#define GS_") for ln in directives)
 
 
 def test_dtype_table_matches_ggml():
