@@ -2,6 +2,8 @@
 
     import ggsight
     ggsight.system_info()      # ggml version, backends, devices, CPU features
+    model = ggsight.load()     # the embedded default model, or a GGUF path
+    model.generate("The capital of France is", max_tokens=16).text
 """
 from __future__ import annotations
 
@@ -11,5 +13,14 @@ from .errors import (BackendError, GgmlError, GGSightError, InvalidArgumentError
                      NativeLibraryError, OutOfMemoryError, UnsupportedError)
 from .ggml.system import system_info  # noqa: E402
 
-__all__ = ["BackendError", "GGSightError", "GgmlError", "InvalidArgumentError", "NativeLibraryError",
+
+
+def __getattr__(name):  # load()/Model pull in tokenizers & co. only when used
+    if name in ("load", "Model"):
+        from . import model
+        return getattr(model, name)
+    raise AttributeError(f"module 'ggsight' has no attribute {name!r}")
+
+
+__all__ = ["Model", "load", "BackendError", "GGSightError", "GgmlError", "InvalidArgumentError", "NativeLibraryError",
            "OutOfMemoryError", "UnsupportedError", "__version__", "system_info"]

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show ggml version, backends, devices and CPU features")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
+    from .cli_run import add_parser as add_run
+    add_run(sub)
     return ap
 
 

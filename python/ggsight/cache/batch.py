@@ -1,0 +1,67 @@
+"""The graph inputs of one micro-batch: token ids, positions, cache cells and masks."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ggml import Context, DType, Tensor
+from .kv import CacheKind, KVCache
+
+
+@dataclass
+class BatchPlan:
+    """What one micro-batch holds, in plain numpy (decided before any graph exists)."""
+    tokens: np.ndarray                 # [n_tokens] int32
+    positions: np.ndarray              # [n_tokens] int32
+    outputs: np.ndarray                # indices (into the batch) whose logits are wanted
+    cells: dict = field(default_factory=dict)    # CacheKind -> [n_tokens] int64
+    masks: dict = field(default_factory=dict)    # CacheKind -> [n_tokens, n_view] f16
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+    def shape_key(self) -> tuple:
+        """Batches with equal keys can run the same graph with new input data."""
+        return (self.n_tokens, len(self.outputs)) + tuple(
+            (k.name, k.window, m.shape[1]) for k, m in self.masks.items())
+
+
+def plan_batch(cache: KVCache, tokens, positions, outputs) -> BatchPlan:
+    """Claim cache cells for the batch and build each kind's mask."""
+    plan = BatchPlan(np.asarray(tokens, np.int32), np.asarray(positions, np.int32), np.asarray(outputs, np.int32))
+    pos64 = plan.positions.astype(np.int64)
+    for kind, table in cache.tables.items():
+        plan.cells[kind] = table.store(pos64)
+    for kind, table in cache.tables.items():
+        plan.masks[kind] = table.mask(pos64, table.n_view())
+    return plan
+
+
+class BatchInputs:
+    """Input tensors of a graph built for one BatchPlan shape."""
+
+    def __init__(self, ctx: Context, plan: BatchPlan):
+        n = plan.n_tokens
+        self.tokens = ctx.input("inp_tokens", (n,), DType.I32)
+        self.positions = ctx.input("inp_pos", (n,), DType.I32)
+        self.outputs = ctx.input("inp_out_ids", (len(plan.outputs),), DType.I32)
+        self.n_outputs = len(plan.outputs)
+        self.n_tokens = n
+        self.cells: dict[CacheKind, Tensor] = {}
+        self.masks: dict[CacheKind, Tensor] = {}
+        self.n_view: dict[CacheKind, int] = {}
+        for i, (kind, mask) in enumerate(plan.masks.items()):
+            self.cells[kind] = ctx.input(f"inp_cells_{kind.name}", (n,), DType.I64)
+            self.masks[kind] = ctx.input(f"inp_mask_{kind.name}", (mask.shape[1], n), DType.F16)
+            self.n_view[kind] = mask.shape[1]
+
+    def write(self, plan: BatchPlan) -> None:
+        self.tokens.write(plan.tokens)
+        self.positions.write(plan.positions)
+        if self.outputs.has_data:  # a model skips the row selection when every row is wanted
+            self.outputs.write(plan.outputs)
+        for kind in self.cells:
+            self.cells[kind].write(plan.cells[kind])
+            self.masks[kind].write(plan.masks[kind])

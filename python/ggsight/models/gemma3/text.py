@@ -1,0 +1,92 @@
+"""Gemma 3 text decoder graph (read top to bottom like the reference)."""
+from __future__ import annotations
+
+import math
+
+from ...cache import FULL, BatchInputs, CacheKind, window_kind
+from ...ggml import Tensor
+from ...ggml.ops import ROPE_NEOX
+from ...nn import WeightBinder, attention, rms_norm
+from .config import Gemma3Config
+
+
+class Gemma3Layer:
+    def __init__(self, w: WeightBinder, il: int, c: Gemma3Config):
+        p = f"blk.{il}."
+        q_width, kv_width = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
+        self.attn_norm = w(p + "attn_norm.weight", (c.n_embd,))
+        self.wq = w(p + "attn_q.weight", (c.n_embd, q_width))
+        self.wk = w(p + "attn_k.weight", (c.n_embd, kv_width))
+        self.wv = w(p + "attn_v.weight", (c.n_embd, kv_width))
+        self.q_norm = w(p + "attn_q_norm.weight", (c.head_dim,))
+        self.k_norm = w(p + "attn_k_norm.weight", (c.head_dim,))
+        self.wo = w(p + "attn_output.weight", (q_width, c.n_embd))
+        self.post_attn_norm = w(p + "post_attention_norm.weight", (c.n_embd,))
+        self.ffn_norm = w(p + "ffn_norm.weight", (c.n_embd,))
+        self.gate = w(p + "ffn_gate.weight", (c.n_embd, c.n_ff))
+        self.up = w(p + "ffn_up.weight", (c.n_embd, c.n_ff))
+        self.down = w(p + "ffn_down.weight", (c.n_ff, c.n_embd))
+        self.post_ffn_norm = w(p + "post_ffw_norm.weight", (c.n_embd,))
+
+
+class Gemma3Text:
+    """Embedding scale, QK-norm, sandwich norms, gated GELU, 5 local : 1 global layers."""
+
+    def __init__(self, gguf, weights, config: Gemma3Config | None = None):
+        self.config = c = config or Gemma3Config.from_gguf(gguf)
+        self.binder = w = WeightBinder(weights)
+        self.tok_embd = w("token_embd.weight", (c.n_embd,))
+        self.layers = [Gemma3Layer(w, il, c) for il in range(c.n_layer)]
+        self.output_norm = w("output_norm.weight", (c.n_embd,))
+        self.output = w.optional("output.weight", (c.n_embd,)) or self.tok_embd  # tied in Gemma 3
+        self.n_vocab = self.tok_embd.ne[1]
+
+    def cache_kinds(self) -> list[CacheKind]:
+        c = self.config
+        local = window_kind(c.sliding_window)
+        return [FULL if c.is_global(il) else local for il in range(c.n_layer)]
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        # [n_embd, n_tokens], scaled by sqrt(n_embd) as Gemma's embedding does
+        return self.tok_embd.get_rows(tokens).scale(math.sqrt(self.config.n_embd)).named("inp_embd")
+
+    def forward(self, inp: BatchInputs, cache, embeddings: Tensor | None = None) -> Tensor:
+        """Logits [n_vocab, n_outputs] for the batch's output rows."""
+        c = self.config
+        x = embeddings if embeddings is not None else self.embed(inp.tokens)
+        kinds = cache.kinds
+        n_tokens = inp.n_tokens
+        for il, L in enumerate(self.layers):
+            kind = kinds[il]
+            is_global = c.is_global(il)
+            base = c.rope_base_global if is_global else c.rope_base_local
+            scale = c.rope_freq_scale if is_global else 1.0
+
+            cur = rms_norm(x, L.attn_norm, c.norm_eps).named(f"attn_norm-{il}")
+            q = L.wq.mul_mat(cur).reshape(c.head_dim, c.n_head, n_tokens)     # [head_dim, n_head, n_tokens]
+            k = L.wk.mul_mat(cur).reshape(c.head_dim, c.n_head_kv, n_tokens)  # [head_dim, n_head_kv, n_tokens]
+            v = L.wv.mul_mat(cur).reshape(c.head_dim, c.n_head_kv, n_tokens)
+            q = rms_norm(q, L.q_norm, c.norm_eps).named(f"q_norm-{il}")
+            k = rms_norm(k, L.k_norm, c.norm_eps).named(f"k_norm-{il}")
+            q = q.rope(inp.positions, c.head_dim, ROPE_NEOX, freq_base=base, freq_scale=scale).named(f"q_rope-{il}")
+            k = k.rope(inp.positions, c.head_dim, ROPE_NEOX, freq_base=base, freq_scale=scale).named(f"k_rope-{il}")
+
+            k_all, v_all = cache.layers[il].store(k, v, inp.cells[kind], inp.n_view[kind])
+            attn = attention(q, k_all, v_all, inp.masks[kind], c.attn_scale).named(f"attn-{il}")
+            cur = L.wo.mul_mat(attn)
+            cur = rms_norm(cur, L.post_attn_norm, c.norm_eps).named(f"attn_post_norm-{il}")
+            x = cur.add(x).named(f"attn_residual-{il}")                        # [n_embd, n_tokens]
+
+            cur = rms_norm(x, L.ffn_norm, c.norm_eps).named(f"ffn_norm-{il}")
+            cur = L.gate.mul_mat(cur).geglu_split(L.up.mul_mat(cur))          # gelu(tanh) gate * up
+            cur = L.down.mul_mat(cur)
+            cur = rms_norm(cur, L.post_ffn_norm, c.norm_eps).named(f"ffn_post_norm-{il}")
+            x = cur.add(x).named(f"l_out-{il}")
+
+        x = x.get_rows(inp.outputs) if inp.n_outputs != n_tokens else x  # only rows whose logits are wanted
+        x = rms_norm(x, self.output_norm, c.norm_eps).named("result_norm")
+        logits = self.output.mul_mat(x)                                      # [n_vocab, n_outputs]
+        if c.final_logit_softcap:
+            cap = c.final_logit_softcap
+            logits = logits.scale(1.0 / cap).tanh().scale(cap)
+        return logits.named("result_output")

@@ -1,0 +1,21 @@
+"""Building blocks shared by model graphs. Shapes in ggml order."""
+from __future__ import annotations
+
+from ..ggml import Tensor
+
+
+def rms_norm(x: Tensor, weight: Tensor | None, eps: float) -> Tensor:
+    out = x.rms_norm(eps)
+    return out.mul(weight) if weight is not None else out
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, softcap: float = 0.0) -> Tensor:
+    """Fused attention over cache views.
+
+    q [head_dim, n_head, n_tokens]; k, v [head_dim, n_kv, n_head_kv] (views into the cache);
+    mask [n_kv, n_tokens] f16 (0 or -inf). Returns [head_dim * n_head, n_tokens].
+    """
+    head_dim, n_head, n_tokens = q.ne[0], q.ne[1], q.ne[2]
+    q = q.permute(0, 2, 1, 3)                                  # [head_dim, n_tokens, n_head]
+    out = q.flash_attn(k, v, mask, scale=scale, softcap=softcap).set_prec_f32()  # [head_dim, n_head, n_tokens]
+    return out.reshape(head_dim * n_head, n_tokens)
