@@ -140,6 +140,68 @@ void gs_buffer_free(gs_buffer *b) {
     if (b) ggml_backend_buffer_free(B(b));
 }
 
+static ggml_backend_buffer_type_t extra_buft(ggml_backend_dev_t dev, int i, int *count) {
+    auto get = (ggml_backend_dev_get_extra_bufts_t)ggml_backend_reg_get_proc_address(
+        ggml_backend_dev_backend_reg(dev), "ggml_backend_dev_get_extra_bufts");
+    ggml_backend_buffer_type_t *list = get ? get(dev) : nullptr;
+    int n = 0;
+    while (list && list[n]) n++;
+    if (count) *count = n;
+    return (i >= 0 && i < n) ? list[i] : nullptr;
+}
+
+int gs_device_extra_buft_count(int device_index) {
+    ggml_backend_dev_t dev = device_or_fail(device_index);
+    int n = 0;
+    if (dev) extra_buft(dev, -1, &n);
+    return n;
+}
+
+const char *gs_device_extra_buft_name(int device_index, int i) {
+    ggml_backend_dev_t dev = device_or_fail(device_index);
+    ggml_backend_buffer_type_t buft = dev ? extra_buft(dev, i, nullptr) : nullptr;
+    return buft ? ggml_backend_buft_name(buft) : "";
+}
+
+int gs_extra_buft_supports_matmul(int device_index, int i, gs_tensor *gw) {
+    ggml_backend_dev_t dev = device_or_fail(device_index);
+    ggml_backend_buffer_type_t buft = dev ? extra_buft(dev, i, nullptr) : nullptr;
+    if (!buft || !gw) return 0;
+    const ggml_tensor *w = T(gw);
+    if (ggml_n_dims(w) < 2 || ggml_n_dims(w) > 3) return 0;
+    // Ask the device about a stand-in matmul whose weight sits in that buffer type, as
+    // llama.cpp does: the extra type's own supports_op decides (type, shape, CPU features).
+    ggml_init_params p = {4 * ggml_tensor_overhead(), nullptr, true};
+    ggml_context *ctx = ggml_init(p);
+    if (!ctx) return 0;
+    ggml_tensor *wt = ggml_new_tensor(ctx, w->type, GGML_MAX_DIMS, w->ne);
+    ggml_tensor *x = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, w->ne[0], 512, w->ne[2], w->ne[3]);
+    ggml_tensor *op = ggml_mul_mat(ctx, wt, x);
+    ggml_backend_buffer_t dummy = ggml_backend_buft_alloc_buffer(buft, 0);
+    wt->buffer = dummy;
+    bool ok = dummy && ggml_backend_dev_supports_op(dev, op);
+    wt->buffer = nullptr;
+    if (dummy) ggml_backend_buffer_free(dummy);
+    ggml_free(ctx);
+    return ok;
+}
+
+gs_buffer *gs_buffer_alloc_context_extra(gs_context *c, int device_index, int i) {
+    ggml_backend_dev_t dev = device_or_fail(device_index);
+    if (!dev) return nullptr;
+    ggml_backend_buffer_type_t buft = extra_buft(dev, i, nullptr);
+    if (!c || !buft) {
+        gs_fail(GS_ERR_INVALID, "gs_buffer_alloc_context_extra: no context or no extra buffer type %d", i);
+        return nullptr;
+    }
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(c->ctx, buft);
+    if (!buf) {
+        gs_fail(GS_ERR_OOM, "could not allocate %s memory for the context", ggml_backend_buft_name(buft));
+        return nullptr;
+    }
+    return GB(buf);
+}
+
 size_t gs_device_alignment(int device_index) {
     ggml_backend_dev_t dev = device_or_fail(device_index);
     return dev ? ggml_backend_buft_get_alignment(ggml_backend_dev_buffer_type(dev)) : 0;
@@ -160,6 +222,14 @@ static gs_graph *graph_new_guarded(ggml_context *ctx, size_t n) {
 gs_graph *gs_graph_new(gs_context *c, size_t max_nodes) {
     if (!c || max_nodes == 0) {
         gs_fail(GS_ERR_INVALID, "gs_graph_new: need a context and max_nodes > 0");
+        return nullptr;
+    }
+    // ggml dereferences a NULL object here instead of asserting when the context is full.
+    size_t need = ggml_graph_overhead_custom(max_nodes, false);
+    size_t left = ggml_get_mem_size(c->ctx) - ggml_used_mem(c->ctx);
+    if (need > left) {
+        gs_fail(GS_ERR_OOM, "the context has %zu bytes left, a graph of %zu nodes needs %zu: use a new context",
+                left, max_nodes, need);
         return nullptr;
     }
     return graph_new_guarded(c->ctx, max_nodes);

@@ -121,6 +121,7 @@ typedef struct gs_feature {
 int gs_abi_version(void);
 size_t gs_struct_size(const char *struct_name);   /* 0 for an unknown name */
 const char *gs_last_error(void);
+int gs_last_status(void);                         /* the status that went with the last error */
 void gs_clear_error(void);
 const char *gs_ggml_version(void);
 const char *gs_ggml_commit(void);                /* the pinned source ggml came from */
@@ -180,6 +181,14 @@ int gs_buffer_is_host(gs_buffer *buf);
 int gs_buffer_clear(gs_buffer *buf, uint8_t value);
 int gs_buffer_mark_weights(gs_buffer *buf);
 void gs_buffer_free(gs_buffer *buf);
+/* Extra buffer types of a device: the CPU's repacked weight layouts (faster matmul). Weights
+   placed there are converted when written, so they cannot be used from an mmap. */
+int gs_device_extra_buft_count(int device_index);
+const char *gs_device_extra_buft_name(int device_index, int i);
+/* would a matmul with `weight` (same type and shape) run from extra buffer type i? */
+int gs_extra_buft_supports_matmul(int device_index, int i, gs_tensor *weight);
+/* like gs_buffer_alloc_context, in extra buffer type i of the device */
+gs_buffer *gs_buffer_alloc_context_extra(gs_context *ctx, int device_index, int i);
 size_t gs_device_alignment(int device_index);
 size_t gs_device_alloc_size(int device_index, gs_tensor *t);
 

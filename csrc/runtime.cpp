@@ -14,6 +14,7 @@
 // ---- errors and logging -------------------------------------------------------------
 
 static thread_local char tl_error[2048];
+static thread_local int tl_status = GS_OK;
 thread_local std::jmp_buf *gs_active_guard = nullptr;
 static int g_log_level = GS_LOG_WARN;
 
@@ -22,6 +23,7 @@ int gs_fail(int status, const char *fmt, ...) {
     va_start(args, fmt);
     vsnprintf(tl_error, sizeof(tl_error), fmt, args);
     va_end(args);
+    tl_status = status;
     return status;
 }
 
@@ -69,7 +71,11 @@ size_t gs_struct_size(const char *name) {
 }
 
 const char *gs_last_error(void) { return tl_error; }
-void gs_clear_error(void) { tl_error[0] = 0; }
+int gs_last_status(void) { return tl_status; }
+void gs_clear_error(void) {
+    tl_error[0] = 0;
+    tl_status = GS_OK;
+}
 const char *gs_ggml_version(void) { return ggml_version(); }
 // The pinned source of ggml ("llama-cpp-python 0.3.36 832db0699007"), see vendor/ggml/PIN.
 const char *gs_ggml_commit(void) { return GGSIGHT_GGML_SOURCE; }

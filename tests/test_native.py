@@ -123,3 +123,11 @@ def test_elementwise_on_transposed_first_operand_is_refused_not_fatal():
     out, = Scheduler(Backend(n_threads=1)).run(ctx.graph(a.transpose().cont().add(b)),
                                                 {a: np.ones((8, 3), np.float32), b: np.ones((3, 8), np.float32)})
     assert np.all(out == 2)
+
+
+def test_graph_in_a_full_context_is_an_error_not_a_crash():
+    ctx = Context(4)
+    a = ctx.input("a", (4,))
+    with pytest.raises(ggsight.OutOfMemoryError, match="graph"):
+        for _ in range(100):
+            ctx.graph(a)  # ggml itself would dereference NULL here

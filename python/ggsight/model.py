@@ -19,6 +19,9 @@ from .text.chat import render_chat
 from .text.stops import StopMatcher
 from .text.tokenizer import StreamDecoder, Tokenizer
 
+# Ollama options that configure loading, not sampling: accepted and ignored per request.
+LOAD_OPTIONS = {"num_ctx", "num_batch", "num_thread", "num_gpu", "main_gpu", "use_mmap", "num_keep", "low_vram",
+                "numa", "typical_p", "mirostat", "mirostat_tau", "mirostat_eta", "penalize_newline", "tfs_z"}
 KV_TYPES = {"f16": DType.F16, "f32": DType.F32, "q8_0": DType.Q8_0, "q4_0": DType.Q4_0}
 
 
@@ -182,7 +185,7 @@ class Model:
 
     @staticmethod
     def _params(options, more, **explicit) -> SamplingParams:
-        merged = dict(options or {})
+        merged = {k: v for k, v in dict(options or {}).items() if k not in LOAD_OPTIONS}
         merged.update(more)
         merged.update({k: v for k, v in explicit.items() if v is not None})
         return SamplingParams.from_options(merged)

@@ -79,8 +79,8 @@ def check(status: int, context: str = "") -> int:
 def check_ptr(ptr, context: str = ""):
     """Raise when a shim call returned NULL; the shim has set the reason."""
     if ptr == NULL:
-        status = lib.GS_ERR_GGML if last_error().startswith("ggml:") else lib.GS_ERR_INVALID
-        raise error(status, context)
+        status = lib.gs_last_status()
+        raise error(status if status < 0 else lib.GS_ERR_INVALID, context)
     return ptr
 
 

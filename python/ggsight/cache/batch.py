@@ -58,10 +58,10 @@ class BatchInputs:
             self.n_view[kind] = mask.shape[1]
 
     def write(self, plan: BatchPlan) -> None:
-        self.tokens.write(plan.tokens)
-        self.positions.write(plan.positions)
-        if self.outputs.has_data:  # a model skips the row selection when every row is wanted
-            self.outputs.write(plan.outputs)
+        # A graph may not use every input (all rows wanted, a kind with no layer): skip those.
+        pairs = [(self.tokens, plan.tokens), (self.positions, plan.positions), (self.outputs, plan.outputs)]
         for kind in self.cells:
-            self.cells[kind].write(plan.cells[kind])
-            self.masks[kind].write(plan.masks[kind])
+            pairs += [(self.cells[kind], plan.cells[kind]), (self.masks[kind], plan.masks[kind])]
+        for tensor, data in pairs:
+            if tensor.has_data:
+                tensor.write(data)

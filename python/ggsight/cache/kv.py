@@ -61,9 +61,7 @@ class CellTable:
         return cells
 
     def n_view(self) -> int:
-        """How many cells (from cell 0) the attention reads."""
-        if self.kind.name == "window":
-            return self.size
+        """How many cells (from cell 0) the attention reads: the used ones, rounded up."""
         used = int(np.flatnonzero(self.pos >= 0).max()) + 1 if (self.pos >= 0).any() else 1
         return min(self.size, -(-used // VIEW_STEP) * VIEW_STEP)
 

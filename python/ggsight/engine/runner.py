@@ -35,10 +35,13 @@ class Runner:
         self._last_key = None
         self._last: _BuiltGraph | None = None
         self.graphs_built = 0
-        self.build_seconds = 0.0
+        self.build_seconds = 0.0    # Python + ggml time spent building graphs
+        self.compute_seconds = 0.0  # time inside ggml's compute
+        self.step_seconds = 0.0     # whole decode() calls: compute + Python around it
 
     def decode(self, tokens: Sequence[int], positions: Sequence[int], outputs: Sequence[int]) -> np.ndarray:
         """One micro-batch; returns logits [len(outputs), n_vocab] (float32)."""
+        t_step = time.perf_counter()
         plan = plan_batch(self.cache, tokens, positions, outputs)
         key = plan.shape_key()
         if key != self._last_key:
@@ -51,8 +54,12 @@ class Runner:
             self.build_seconds += time.perf_counter() - t0
         built = self._last
         built.inputs.write(plan)
+        t_compute = time.perf_counter()
         self.sched.compute(built.graph)
-        return built.logits.read().reshape(len(outputs), -1)
+        self.compute_seconds += time.perf_counter() - t_compute
+        logits = built.logits.read().reshape(len(outputs), -1)
+        self.step_seconds += time.perf_counter() - t_step
+        return logits
 
     def evaluate(self, tokens: Sequence[int], start: int, all_logits: bool = False) -> np.ndarray:
         """Feed tokens at positions start.. in n_batch chunks; logits of the last (or every) token."""

@@ -44,6 +44,15 @@ def cpu_device() -> Device:
     raise InvalidArgumentError("this build has no CPU device")
 
 
+def extra_buffer_types(device_index: int) -> list[str]:
+    return [cstr(lib.gs_device_extra_buft_name(device_index, i))
+            for i in range(lib.gs_device_extra_buft_count(device_index))]
+
+
+def extra_supports_matmul(device_index: int, extra: int, weight: Tensor) -> bool:
+    return bool(lib.gs_extra_buft_supports_matmul(device_index, extra, weight.ptr))
+
+
 def default_threads() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -89,6 +98,14 @@ class Buffer:
         """Allocate every tensor of `ctx` that has no data yet."""
         buf = cls(owned(check_ptr(lib.gs_buffer_alloc_context(ctx.ptr, device_index, int(host)),
                                   "allocate context"), lib.gs_buffer_free))
+        ctx.buffers.append(buf)
+        return buf
+
+    @classmethod
+    def for_context_extra(cls, ctx: Context, device_index: int, extra: int) -> "Buffer":
+        """Allocate a context's tensors in one of the device's extra (repacking) buffer types."""
+        buf = cls(owned(check_ptr(lib.gs_buffer_alloc_context_extra(ctx.ptr, device_index, extra),
+                                  "allocate repacked weights"), lib.gs_buffer_free))
         ctx.buffers.append(buf)
         return buf
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from ..errors import InvalidArgumentError
-from .backend import Buffer, Device, cpu_device, devices
+from .backend import Buffer, Device, cpu_device, devices, extra_buffer_types, extra_supports_matmul
 from .gguf import GGUFFile, TensorInfo
 from .tensor import Context, Tensor
 
@@ -15,9 +15,11 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 class Weights:
     """Tensors of one GGUF file on one device, by their GGUF names."""
 
-    def __init__(self, gguf: GGUFFile, ctx: Context, tensors: dict[str, Tensor], buffer: Buffer, mapped: bool):
+    def __init__(self, gguf: GGUFFile, ctx: Context, tensors: dict[str, Tensor], buffer: Buffer, mapped: bool,
+                 repacked: "Weights | None" = None):
         self.gguf = gguf
         self.ctx = ctx
+        self.repacked = repacked  # the part held in a repacking buffer, if any
         self.tensors = tensors
         self.buffer = buffer
         self.mapped = mapped
@@ -39,14 +41,56 @@ class Weights:
         return sum(self.gguf.tensor(n).nbytes for n in self.tensors)
 
 
+def _is_lookup_table(name: str) -> bool:
+    # Embedding tables are read with get_rows, which repacked layouts do not support.
+    return "embd" in name
+
+
+def _split_repackable(infos: list[TensorInfo], dev: Device) -> tuple[list[TensorInfo], list[TensorInfo], int]:
+    """Weights that ggml's CPU repacking (interleaved quant blocks) can speed up, and the rest."""
+    extras = extra_buffer_types(dev.index)
+    if dev.type != "cpu" or not extras:
+        return [], infos, -1
+    probe = Context(len(infos) + 1, frozen=True)
+    repack, plain = [], []
+    for info in infos:
+        ok = (len(info.shape) >= 2 and not _is_lookup_table(info.name)
+              and extra_supports_matmul(dev.index, 0, probe.new_tensor(info.shape, info.dtype)))
+        (repack if ok else plain).append(info)
+    return repack, plain, 0
+
+
 def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: Iterable[str] | None = None,
-                 use_mmap: bool = True, progress: Progress | None = None) -> Weights:
-    """Create a frozen context holding the file's tensors (or `names`) and give them data."""
+                 use_mmap: bool = True, repack: bool = True, progress: Progress | None = None) -> Weights:
+    """Create frozen contexts holding the file's tensors (or `names`) and give them data.
+
+    On the CPU, matmul weights of types ggml can repack go to a repacking buffer (copied and
+    converted once, as llama.cpp does); everything else is used in place from the mmap.
+    """
     dev = cpu_device() if device is None else device
     dev = dev if isinstance(dev, Device) else devices()[int(dev)]
     infos: list[TensorInfo] = gguf.tensors if names is None else [gguf.tensor(n) for n in names]
     if not infos:
         raise InvalidArgumentError(f"{gguf.path}: no tensors to load")
+    repacked = None
+    if repack:
+        to_repack, infos, extra = _split_repackable(infos, dev)
+        if to_repack:
+            rctx = Context(len(to_repack) + 1, frozen=True)
+            rtensors = {i.name: rctx.new_tensor(i.shape, i.dtype, i.name) for i in to_repack}
+            rbuf = Buffer.for_context_extra(rctx, dev.index, extra)
+            for info in to_repack:
+                rtensors[info.name].write(gguf.tensor_data(info))
+            repacked = Weights(gguf, rctx, rtensors, rbuf, mapped=False)
+    weights = _load_plain(gguf, dev, infos, use_mmap, progress)
+    if repacked is not None:
+        weights.tensors.update(repacked.tensors)
+        weights.repacked = repacked
+    return weights
+
+
+def _load_plain(gguf: GGUFFile, dev: Device, infos: list[TensorInfo], use_mmap: bool,
+                progress: Progress | None) -> Weights:
     ctx = Context(len(infos) + 1, frozen=True)
     tensors = {i.name: ctx.new_tensor(i.shape, i.dtype, i.name) for i in infos}
     total = sum(i.nbytes for i in infos)

@@ -9,7 +9,8 @@ def rms_norm(x: Tensor, weight: Tensor | None, eps: float) -> Tensor:
     return out.mul(weight) if weight is not None else out
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, softcap: float = 0.0) -> Tensor:
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, softcap: float = 0.0,
+              flash: bool = True) -> Tensor:
     """Fused attention over cache views.
 
     q [head_dim, n_head, n_tokens]; k, v [head_dim, n_kv, n_head_kv] (views into the cache);
@@ -17,5 +18,14 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float
     """
     head_dim, n_head, n_tokens = q.ne[0], q.ne[1], q.ne[2]
     q = q.permute(0, 2, 1, 3)                                  # [head_dim, n_tokens, n_head]
+    if not flash:
+        kq = k.mul_mat(q)                                      # [n_kv, n_tokens, n_head]
+        if softcap:
+            kq = kq.scale(scale / softcap).tanh().scale(softcap)
+            scale = 1.0
+        kq = kq.soft_max(mask, scale)
+        vt = v.permute(1, 0, 2, 3).cont()                      # [n_kv, head_dim, n_head_kv]
+        out = vt.mul_mat(kq)                                   # [head_dim, n_tokens, n_head]
+        return out.permute(0, 2, 1, 3).cont().reshape(head_dim * n_head, n_tokens)
     out = q.flash_attn(k, v, mask, scale=scale, softcap=softcap).set_prec_f32()  # [head_dim, n_head, n_tokens]
     return out.reshape(head_dim * n_head, n_tokens)

@@ -21,13 +21,14 @@ __all__ = ["StopMatcher"]
 
 
 class StopMatcher:
-    """Finds the earliest stop string in a text stream fed piece by piece.
+    """Finds the first stop string to complete in a text stream fed piece by piece.
 
-    "Earliest" means the stop whose match starts first in the text generated so far; when
-    two stops complete in the same piece, the one that starts first wins (its start is
-    where the output ends, so which of equal-start stops matched only shows in `matched`,
-    where the longer one is reported). Text after the stop is discarded; the stop string
-    itself is never emitted.
+    The stream ends where that stop begins; the stop itself and any text after it are never
+    emitted. "First to complete" (smallest end, then the longest of those) rather than
+    "first to start" makes the result independent of how the text is cut into pieces: with
+    stops "abc" and "b", the text "xabc" stops after "xa" whether it arrives as one piece
+    or as "xab" + "c" (generation would have halted at "b" anyway). When no stop contains
+    another, the two rules agree.
     """
 
     def __init__(self, stops: Iterable[str] = ()):
@@ -53,11 +54,11 @@ class StopMatcher:
         buf = self._held + text
         # Only the held text plus the new piece can contain a match: everything emitted
         # earlier was checked not to begin one.
-        best = -1
-        for s in self.stops:                # longest first, so equal starts keep the longest
-            i = buf.find(s)
-            if i >= 0 and (best < 0 or i < best):
-                best, self.matched = i, s
+        best_end, best = -1, -1
+        for stop in self.stops:             # longest first, so equal ends keep the longest
+            i = buf.find(stop)
+            if i >= 0 and (best_end < 0 or i + len(stop) < best_end):
+                best_end, best, self.matched = i + len(stop), i, stop
         if best >= 0:
             self.stopped, self._held = True, ""
             return buf[:best], True

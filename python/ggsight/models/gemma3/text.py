@@ -40,6 +40,7 @@ class Gemma3Text:
         self.output_norm = w("output_norm.weight", (c.n_embd,))
         self.output = w.optional("output.weight", (c.n_embd,)) or self.tok_embd  # tied in Gemma 3
         self.n_vocab = self.tok_embd.ne[1]
+        self.flash_attn = True
 
     def cache_kinds(self) -> list[CacheKind]:
         c = self.config
@@ -72,7 +73,7 @@ class Gemma3Text:
             k = k.rope(inp.positions, c.head_dim, ROPE_NEOX, freq_base=base, freq_scale=scale).named(f"k_rope-{il}")
 
             k_all, v_all = cache.layers[il].store(k, v, inp.cells[kind], inp.n_view[kind])
-            attn = attention(q, k_all, v_all, inp.masks[kind], c.attn_scale).named(f"attn-{il}")
+            attn = attention(q, k_all, v_all, inp.masks[kind], c.attn_scale, flash=self.flash_attn).named(f"attn-{il}")
             cur = L.wo.mul_mat(attn)
             cur = rms_norm(cur, L.post_attn_norm, c.norm_eps).named(f"attn_post_norm-{il}")
             x = cur.add(x).named(f"attn_residual-{il}")                        # [n_embd, n_tokens]

@@ -1,0 +1,1 @@
+"""The engine: prompt layout to batches, the decode loop, sampling and caches."""
