@@ -47,7 +47,7 @@ def test_chunked_prefill_equals_one_pass(net, sched, n_batch):
     window = [t for k, t in r.cache.tables.items() if k.name == "window"][0]
     assert window.size == 8 + n_batch               # the ring, not the context
     err = np.abs(got - ref).max() / np.abs(ref).max()
-    assert err < 1e-5, err
+    assert err < 1e-4, err  # F32: only summation order differs (llamafile sgemm vs gemv)
 
 
 def test_prefix_reuse_equals_recomputation(net, sched):
@@ -55,7 +55,7 @@ def test_prefix_reuse_equals_recomputation(net, sched):
     r = runner(net, sched, 4)
     r.evaluate(PROMPT[:30], 0)
     got = r.evaluate(PROMPT[30:], 30)[-1]
-    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-5
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-4
 
 
 def test_truncate_then_continue_equals_recomputation(net, sched):
@@ -65,7 +65,7 @@ def test_truncate_then_continue_equals_recomputation(net, sched):
     r.evaluate(PROMPT, 0)
     assert r.cache.truncate(40)            # 40..49 written last: the ring still holds 33..39
     got = r.evaluate(other, 40)[-1]
-    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-5
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-4
 
 
 def test_f16_cache_stays_close(net, sched):

@@ -316,9 +316,13 @@ def spm_vocab(add_space_prefix: bool | None) -> dict:
 
 
 def test_spm_space_prefix():
+    # Expectations checked against llama.cpp on the same vocabulary written as a GGUF file.
     tok = Tokenizer.from_gguf(spm_vocab(None))   # llama.cpp's default for "llama": prefix
-    texts = lambda ids: [tok.token_text(i) for i in ids]  # noqa: E731
+
+    def texts(ids):
+        return [tok.token_text(i) for i in ids]
     assert texts(tok.encode("hello world")) == ["<s>", "▁hello", "▁world"]
+    assert texts(tok.encode("hello", add_eos=True)) == ["<s>", "▁hello", "</s>"]
     # every text piece after a special token gets the prefix too, as in llama.cpp
     assert texts(tok.encode("a</s>b", add_bos=False)) == ["▁a", "</s>", "▁b"]
     assert texts(tok.encode("hé", add_bos=False)) == ["▁h", "<0xC3>", "<0xA9>"]   # byte fallback
@@ -326,3 +330,18 @@ def test_spm_space_prefix():
     assert tok.decode(tok.encode("hé", add_bos=False)) == "hé"
     bare = Tokenizer.from_gguf(spm_vocab(False))
     assert [bare.token_text(i) for i in bare.encode("hello", add_bos=False)] == ["he", "llo"]
+
+
+def test_spm_characters_that_are_not_tokens():
+    # llama.cpp merges characters whether or not they are tokens themselves: "t1t2t12" is
+    # three tokens although neither "t" nor "1" is one (tiny test vocabularies look like this).
+    meta = {"tokenizer.ggml.model": "llama",
+            "tokenizer.ggml.tokens": ["<unk>", "<s>", "</s>", "t1", "t2", "t12"],
+            "tokenizer.ggml.token_type": [2, 3, 3, 1, 1, 1],
+            "tokenizer.ggml.scores": [0, 0, 0, -1, -2, -3],
+            "tokenizer.ggml.add_space_prefix": False}
+    tok = Tokenizer.from_gguf(meta)
+    assert tok.bos_id == 1 and tok.eos_id == 2 and tok.unk_id == 0   # found by their texts
+    assert tok.encode("t1t2t12", add_bos=False) == [3, 4, 5]
+    # a character left alone with no <0xXX> tokens to fall back to: unknown (llama.cpp aborts)
+    assert tok.encode("t3", add_bos=False) == [0, 0]

@@ -38,14 +38,20 @@ def default_model_path() -> Path:
 
 
 def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: int = 512,
-         n_threads: int | None = None, kv_type: str = "f16", use_mmap: bool = True) -> "Model":
-    """Load a GGUF model (None: the embedded default model)."""
-    return Model(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap)
+         n_threads: int | None = None, kv_type: str = "f16", use_mmap: bool = True, repack: bool = False) -> "Model":
+    """Load a GGUF model (None: the embedded default model).
+
+    repack=True copies matmul weights into ggml's repacked CPU layouts, as llama.cpp does by
+    default; measured on this project's 2-core AVX2 machine it was not faster (see bench/),
+    so weights stay mapped from the file unless asked.
+    """
+    return Model(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap,
+                 repack=repack)
 
 
 class Model:
     def __init__(self, path=None, *, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
-                 kv_type: str = "f16", use_mmap: bool = True):
+                 kv_type: str = "f16", use_mmap: bool = True, repack: bool = False):
         t0 = time.perf_counter_ns()
         self.path = Path(path) if path is not None else default_model_path()
         if not self.path.is_file():
@@ -57,7 +63,7 @@ class Model:
         self.gguf = GGUFFile.open(self.path)
         self.arch = self.gguf.arch
         cls = model_class(self.arch)
-        self.weights = load_weights(self.gguf, cpu_device(), use_mmap=use_mmap)
+        self.weights = load_weights(self.gguf, cpu_device(), use_mmap=use_mmap, repack=repack)
         self.net = cls(self.gguf, self.weights)
         self.tokenizer = Tokenizer.from_gguf(self.gguf)
         self.n_ctx, self.n_batch = n_ctx, min(n_batch, n_ctx)

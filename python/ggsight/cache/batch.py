@@ -49,6 +49,7 @@ class BatchInputs:
         self.outputs = ctx.input("inp_out_ids", (len(plan.outputs),), DType.I32)
         self.n_outputs = len(plan.outputs)
         self.n_tokens = n
+        self._used: list[bool] | None = None
         self.cells: dict[CacheKind, Tensor] = {}
         self.masks: dict[CacheKind, Tensor] = {}
         self.n_view: dict[CacheKind, int] = {}
@@ -58,10 +59,13 @@ class BatchInputs:
             self.n_view[kind] = mask.shape[1]
 
     def write(self, plan: BatchPlan) -> None:
-        # A graph may not use every input (all rows wanted, a kind with no layer): skip those.
         pairs = [(self.tokens, plan.tokens), (self.positions, plan.positions), (self.outputs, plan.outputs)]
         for kind in self.cells:
             pairs += [(self.cells[kind], plan.cells[kind]), (self.masks[kind], plan.masks[kind])]
-        for tensor, data in pairs:
-            if tensor.has_data:
+        if self._used is None:
+            # A graph may not use every input (all rows wanted, a kind with no layer): skip
+            # those. Allocation does not change while a graph is reused, so ask once.
+            self._used = [t.has_data for t, _ in pairs]
+        for (tensor, data), used in zip(pairs, self._used):
+            if used:
                 tensor.write(data)

@@ -41,9 +41,11 @@ class CellTable:
         else:
             self.size = n_ctx
         self.pos = np.full(self.size, -1, dtype=np.int64)
+        self.high = 0  # cells below this index may be in use
 
     def clear(self) -> None:
         self.pos.fill(-1)
+        self.high = 0
 
     def cells_for(self, positions: np.ndarray) -> np.ndarray:
         if positions.size and positions.max() >= self.n_ctx:
@@ -58,12 +60,13 @@ class CellTable:
         if len(np.unique(cells)) != len(cells):
             raise InvalidArgumentError("a batch is larger than the sliding-window cache holds")
         self.pos[cells] = positions
+        if cells.size:
+            self.high = max(self.high, int(cells.max()) + 1)
         return cells
 
     def n_view(self) -> int:
         """How many cells (from cell 0) the attention reads: the used ones, rounded up."""
-        used = int(np.flatnonzero(self.pos >= 0).max()) + 1 if (self.pos >= 0).any() else 1
-        return min(self.size, -(-used // VIEW_STEP) * VIEW_STEP)
+        return min(self.size, -(-max(self.high, 1) // VIEW_STEP) * VIEW_STEP)
 
     def mask(self, q_pos: np.ndarray, n_view: int, bidirectional: np.ndarray | None = None) -> np.ndarray:
         """[n_tokens, n_view] f16: 0 where query i may see cell j, -inf elsewhere.
@@ -94,6 +97,8 @@ class CellTable:
             if need.size and not np.all(self.pos[need % self.size] == need):
                 return False
         self.pos[self.pos >= n_keep] = -1
+        used = np.flatnonzero(self.pos >= 0)
+        self.high = int(used.max()) + 1 if used.size else 0
         return True
 
 
