@@ -27,10 +27,13 @@ def model(path):
 
 
 def test_greedy_matches_llama_cpp(model):
+    model.cache.clear()
     r = model.generate(PROMPT, max_tokens=24, temperature=0)
     assert r.text == EXPECTED
     assert r.eval_count == 24 == len(r.tokens) and r.done and r.done_reason == "length"
     assert r.prompt_eval_count == 6  # <bos> + 5 tokens
+    again = model.generate(PROMPT, max_tokens=24, temperature=0)
+    assert again.text == EXPECTED and again.prompt_eval_count == 1  # the cached prompt is reused
 
 
 def test_stream_pieces_add_up(model):

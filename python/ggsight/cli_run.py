@@ -59,7 +59,7 @@ def show_info(model, out=sys.stdout) -> None:
     print(f"  context        {model.n_ctx} (trained {c.n_ctx_train})", file=out)
     print(f"  vocabulary     {model.n_vocab}", file=out)
     print(f"  threads        {model.n_threads}", file=out)
-    print(f"  chat template  {'yes' if model.tokenizer.chat_template else 'no (prompts go in as written)'}", file=out)
+    print(f"  chat template  {'yes' if model.tokenizer.chat_template else 'no (chat uses a generic ChatML template)'}", file=out)
 
 
 def _read_message(session) -> str | None:

@@ -115,6 +115,7 @@ class Model:
             n = 0
         if n == 0:
             self.cache.clear()
+        self.last_reused = n
         return self.runner.evaluate(ids[n:], n)[-1]
 
     # ---- generation ------------------------------------------------------------------
@@ -151,7 +152,8 @@ class Model:
             if tail:
                 yield tail, out_tokens
         t_end = time.perf_counter_ns()
-        yield kind(done=True, done_reason=done_reason, tokens=out_tokens, prompt_eval_count=len(ids),
+        # as Ollama: prompt tokens actually evaluated (a reused prefix costs nothing)
+        yield kind(done=True, done_reason=done_reason, tokens=out_tokens, prompt_eval_count=len(ids) - self.last_reused,
                    eval_count=len(out_tokens), total_duration=t_end - t_start, load_duration=0,
                    prompt_eval_duration=t_prompt - t_start, eval_duration=t_end - t_prompt)
 
@@ -215,6 +217,7 @@ class Model:
                 yield chunk
             else:
                 event.set_text("")
+                event.load_duration = self.load_duration
                 yield event
 
     def close(self) -> None:
