@@ -21,15 +21,20 @@ How llama.cpp tokenizes, and how each step is rebuilt here:
    pre-tokenizers, a ByteLevel pre-tokenizer and a BPE model with the file's merges.
 
 Checked against llama.cpp itself (libllama, vocabulary-only load) on Gemma 3's vocabulary:
-the same ids for ~15k texts (source code, prose, random Unicode, random concatenations of
-vocabulary pieces, periodic runs such as "=====" or "ababab") and a 470k-character text,
-special=True and False. Where we differ, on purpose or by construction:
+the same ids for ~7.7k texts (source code, prose, random Unicode, random concatenations of
+vocabulary pieces, periodic runs such as "=====" or "ababab"), each with special=True and
+False, 33k periodic texts and a 470k-character text. Where we differ, on purpose or by
+construction:
 - `encode` adds no second BOS when the text already starts with it (llama.cpp adds it and
   warns): a rendered chat template begins with "<bos>".
 - Gemma 3's "</s>" (an HTML tag, user-defined) stays an ordinary user-defined token. llama.cpp
   makes every "</s>" a control, end-of-generation token, so it stops on it and does not
   match it with special=False.
-- `decode` drops the "▁" that add_space_prefix put before the text also after a BOS.
+- `decode` drops the "▁" that add_space_prefix put before the text also after a BOS, and
+  does not apply llama_detokenize's clean-up of spaces before punctuation (byte-level BPE
+  vocabularies), so that decode(encode(s)) == s; llama.cpp's token_to_piece, which servers
+  stream, does not clean up either.
+- A character with no token and no <0xXX> token becomes the unknown token (llama.cpp aborts).
 - Special tokens are matched leftmost-longest (llama.cpp: longest token first, anywhere),
   and two splits of one token competing at once are ordered by rank, not by position (see
   `spm_merges`); neither changed a single id in the comparison above.
@@ -239,16 +244,11 @@ def _build(vocab: Vocab) -> tuple[_HFTokenizer, _HFTokenizer, list[str]]:
         # only occurs inside tokens (the "t" of "t1" in a toy vocabulary) can still merge. Such
         # characters get ids past the vocabulary here; encode() turns the ones left unmerged
         # into byte tokens as llama.cpp does. (Gemma 3 has none.)
-        mergeable = types != TokenType.USER_DEFINED
-        inner = set("".join([t for t, m in zip(vocab.tokens, mergeable.tolist()) if m]))
-        extra = sorted(c for c in inner if c not in vocab.to_id)
-        symbols, model_vocab = vocab.tokens, vocab.to_id
+        merges, extra = spm_merges(vocab.tokens, vocab.scores, types != TokenType.USER_DEFINED)
+        model_vocab = vocab.to_id
         if extra:
-            symbols = vocab.tokens + extra
             model_vocab = {**vocab.to_id, **{c: n + i for i, c in enumerate(extra)}}
-            mergeable = np.concatenate([mergeable, np.zeros(len(extra), bool)])
-        scores = np.concatenate([vocab.scores, np.zeros(len(extra), np.float32)])
-        model = models.BPE(vocab=model_vocab, merges=spm_merges(symbols, scores, mergeable),
+        model = models.BPE(vocab=model_vocab, merges=merges,
                            byte_fallback=bool((types == TokenType.BYTE).any()),
                            unk_token=vocab.tokens[vocab.unk_id] if vocab.unk_id is not None else None)
         normalizer = normalizers.Replace(" ", _SPACE)

@@ -227,29 +227,46 @@ def _mix(h: np.ndarray, length: np.ndarray) -> np.ndarray:
     return x
 
 
-def spm_merges(tokens: list[str], scores: np.ndarray, mergeable: np.ndarray) -> list[tuple[str, str]]:
-    """Every pair (a, b) of tokens whose concatenation is a mergeable token, best first.
+def spm_merges(tokens: list[str], scores: np.ndarray,
+               mergeable: np.ndarray) -> tuple[list[tuple[str, str]], list[str]]:
+    """Every pair (a, b) of symbols whose concatenation is a mergeable token, best first;
+    and the characters of mergeable tokens that are not tokens themselves.
 
-    llama.cpp's SentencePiece tokenizer (like SentencePiece's BPE) repeatedly merges the
-    adjacent pair whose concatenation is in the vocabulary with the highest score. A
-    `tokenizers` BPE model does the same with ranked merges, so the merges are all splits
-    of all tokens, ranked by the score of the merged token (ties: lower token id first,
-    then shorter left part). SentencePiece breaks a tie between two splits of one token by
-    position, which a rank cannot express; it only matters for periodic text such as
-    "aaaaa" where both "aa"+"a" and "a"+"aa" are candidates at once (on Gemma 3's
-    vocabulary, neither tie order changed an id for 33k periodic texts vs llama.cpp).
+    llama.cpp's SentencePiece tokenizer (like SentencePiece's BPE) starts from characters
+    and repeatedly merges the adjacent pair whose concatenation is in the vocabulary with
+    the highest score. A `tokenizers` BPE model does the same with ranked merges, so the
+    merges are all splits of all tokens, ranked by the score of the merged token (ties:
+    lower token id first, then shorter left part). SentencePiece breaks a tie between two
+    splits of one token by position, which a rank cannot express; it only matters for
+    periodic text such as "aaaaa" where both "aa"+"a" and "a"+"aa" are candidates at once
+    (on Gemma 3's vocabulary, neither tie order changed an id for 33k periodic texts).
+    A character that occurs only inside tokens (the "t" of "t1" in a toy vocabulary) is a
+    symbol too; the caller gives those ids past the vocabulary, in the order returned.
 
     262k tokens have ~1.2M split points; testing them with Python strings takes seconds,
     so they are tested with 64-bit string hashes in numpy, and every pair found is then
     checked exactly (t == a + b) before use.
     """
+    def layout(tokens: list[str]):
+        lens = np.fromiter(map(len, tokens), np.int64, len(tokens))
+        codes = np.frombuffer("".join(tokens).encode("utf-32-le", "surrogatepass"), np.uint32)
+        starts = np.zeros(len(tokens), np.int64)
+        np.cumsum(lens[:-1], out=starts[1:])
+        return lens, codes, starts
+
+    lens, codes, starts = layout(tokens)
+    is_token = np.zeros(0x110000, bool)       # code point -> is a one-character token
+    is_token[codes[starts[lens == 1]]] = True
+    inner = codes[np.repeat(mergeable, lens)]
+    extra = [chr(c) for c in np.unique(inner[~is_token[inner]]).tolist()]
+    if extra:
+        tokens = [*tokens, *extra]
+        scores = np.concatenate([scores, np.zeros(len(extra), scores.dtype)])
+        mergeable = np.concatenate([mergeable, np.zeros(len(extra), bool)])
+        lens, codes, starts = layout(tokens)
     n = len(tokens)
-    lens = np.fromiter(map(len, tokens), np.int64, n)
     longest = int(lens.max())
-    codes = np.frombuffer("".join(tokens).encode("utf-32-le", "surrogatepass"), np.uint32)
     codes = codes.astype(np.uint64)
-    starts = np.zeros(n, np.int64)
-    np.cumsum(lens[:-1], out=starts[1:])
     power = np.ones(longest + 1, np.uint64)  # power[j] = P**j
     with np.errstate(over="ignore"):          # uint64 arithmetic wraps: hashes are mod 2**64
         power[1:] = np.cumprod(np.full(longest, _P, np.uint64))
@@ -277,7 +294,7 @@ def spm_merges(tokens: list[str], scores: np.ndarray, mergeable: np.ndarray) -> 
             ok = right >= 0
             found.append((t[ok], np.full(ok.sum(), k), left[ok], right[ok]))
     if not found:  # no token longer than one character
-        return []
+        return [], extra
     target, k, left, right = (np.concatenate(x) for x in zip(*found))
     rank = np.empty(n, np.int64)              # best score first, then lower id
     rank[np.lexsort((np.arange(n), -scores.astype(np.float64)))] = np.arange(n)
@@ -289,7 +306,7 @@ def spm_merges(tokens: list[str], scores: np.ndarray, mergeable: np.ndarray) -> 
         keep = [x + y == z for x, y, z in zip(a, b, t)]
         a = [x for x, f in zip(a, keep) if f]
         b = [y for y, f in zip(b, keep) if f]
-    return list(zip(a, b))
+    return list(zip(a, b)), extra
 
 
 class _KeyTable:
