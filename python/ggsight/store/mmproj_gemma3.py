@@ -1,0 +1,78 @@
+"""Write a Gemma 3 mmproj GGUF (SigLIP tower + projector) in llama.cpp's convention."""
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+import numpy as np
+
+# HF name (after the vision-tower prefix) -> GGUF name; N is the layer number
+_LAYER = {
+    "layer_norm1": "ln1", "layer_norm2": "ln2", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v", "self_attn.out_proj": "attn_out", "mlp.fc1": "ffn_up", "mlp.fc2": "ffn_down",
+}
+_TOWER = re.compile(r"^(?:model\.)?vision_tower\.(?:vision_model\.)?(.+)$")
+_PROJ = re.compile(r"^(?:model\.)?multi_modal_projector\.(.+)$")
+
+
+def vision_tensor_name(hf_name: str) -> str | None:
+    """GGUF name of a Gemma 3 vision/projector tensor; None for anything else.
+
+    Accepts Hub checkpoints (`vision_tower.vision_model.…`) and transformers 5 saves, which
+    drop the inner `vision_model.`."""
+    m = _TOWER.match(hf_name)
+    if m:
+        rest = m.group(1)
+        fixed = {"embeddings.patch_embedding.weight": "v.patch_embd.weight",
+                 "embeddings.patch_embedding.bias": "v.patch_embd.bias",
+                 "embeddings.position_embedding.weight": "v.position_embd.weight",
+                 "post_layernorm.weight": "v.post_ln.weight", "post_layernorm.bias": "v.post_ln.bias"}
+        if rest in fixed:
+            return fixed[rest]
+        lm = re.match(r"^encoder\.layers\.(\d+)\.(.+)\.(weight|bias)$", rest)
+        if lm and lm.group(2) in _LAYER:
+            return f"v.blk.{lm.group(1)}.{_LAYER[lm.group(2)]}.{lm.group(3)}"
+        return None
+    m = _PROJ.match(hf_name)
+    if m:
+        return {"mm_soft_emb_norm.weight": "mm.soft_emb_norm.weight",
+                "mm_input_projection_weight": "mm.input_projection.weight"}.get(m.group(1))
+    return None
+
+
+def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict) -> str:
+    """`tensors`: HF names -> float arrays; `config`: HF Gemma3Config as a dict."""
+    import gguf
+    vc = config["vision_config"]
+    tc = config.get("text_config", {})
+    w = gguf.GGUFWriter(str(path), "clip")
+    w.add_string("clip.projector_type", "gemma3")
+    w.add_bool("clip.has_vision_encoder", True)
+    w.add_uint32("clip.vision.image_size", vc["image_size"])
+    w.add_uint32("clip.vision.patch_size", vc["patch_size"])
+    w.add_uint32("clip.vision.embedding_length", vc["hidden_size"])
+    w.add_uint32("clip.vision.feed_forward_length", vc["intermediate_size"])
+    w.add_uint32("clip.vision.block_count", vc["num_hidden_layers"])
+    w.add_uint32("clip.vision.attention.head_count", vc["num_attention_heads"])
+    w.add_float32("clip.vision.attention.layer_norm_epsilon", vc.get("layer_norm_eps", 1e-6))
+    w.add_uint32("clip.vision.projection_dim", tc.get("hidden_size", config.get("hidden_size", 0)))
+    w.add_uint32("clip.vision.mm_tokens_per_image", config.get("mm_tokens_per_image", 256))
+    w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+    written = 0
+    for hf_name, data in tensors.items():
+        name = vision_tensor_name(hf_name)
+        if name is None:
+            continue
+        data = np.asarray(data, dtype=np.float32)
+        if name == "mm.soft_emb_norm.weight":
+            data = data + 1.0  # Gemma's RMSNorm scales by (1 + weight); GGUF stores the sum
+        w.add_tensor(name, np.ascontiguousarray(data))
+        written += 1
+    if not written:
+        raise ValueError("no Gemma 3 vision tensors found (expected vision_tower.* / multi_modal_projector.*)")
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return str(path)

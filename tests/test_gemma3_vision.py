@@ -1,0 +1,59 @@
+"""Gemma 3 vision tower + projector vs transformers on a tiny random model (float32)."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("gguf")
+pytestmark = pytest.mark.torch
+
+from PIL import Image  # noqa: E402
+
+from ggsight.ggml import Backend, GGUFFile, Scheduler, load_weights  # noqa: E402
+from ggsight.models.gemma3.processor import Gemma3ImageConfig, preprocess  # noqa: E402
+from ggsight.models.gemma3.vision import Gemma3Vision  # noqa: E402
+from ggsight.store.mmproj_gemma3 import vision_tensor_name, write_mmproj  # noqa: E402
+
+
+def tiny_hf_model():
+    torch.manual_seed(0)
+    cfg = transformers.Gemma3Config(
+        text_config=dict(vocab_size=300, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=24, sliding_window=8),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=56, patch_size=7),   # 8 x 8 patches
+        mm_tokens_per_image=16)                             # pooled 2 x 2 -> 4 x 4 tokens
+    model = transformers.Gemma3ForConditionalGeneration(cfg).eval()
+    with torch.no_grad():  # HF zero-initialises norm scales; make them matter
+        for name, p in model.named_parameters():
+            if "norm" in name or not p.abs().max():  # also the zero-initialised projection
+                p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def test_names_accept_hub_and_transformers5_layouts():
+    assert vision_tensor_name("vision_tower.vision_model.encoder.layers.3.mlp.fc1.weight") == "v.blk.3.ffn_up.weight"
+    assert vision_tensor_name("model.vision_tower.encoder.layers.3.mlp.fc1.weight") == "v.blk.3.ffn_up.weight"
+    assert vision_tensor_name("model.multi_modal_projector.mm_input_projection_weight") == \
+        "mm.input_projection.weight"
+    assert vision_tensor_name("model.language_model.layers.0.mlp.up_proj.weight") is None
+
+
+def test_image_embeddings_match_transformers(tmp_path):
+    model = tiny_hf_model()
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    path = write_mmproj(tmp_path / "mmproj.gguf", state, model.config.to_dict())
+    f = GGUFFile.open(path)
+    vision = Gemma3Vision(f, load_weights(f))
+    assert not vision.binder.missing and vision.config.n_tokens == 16
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    pixels = preprocess(img, Gemma3ImageConfig(image_size=56))
+    with torch.no_grad():
+        ref = model.model.get_image_features(pixel_values=torch.from_numpy(pixels)).pooler_output[0].numpy()
+    got = vision.encode(Scheduler(Backend(n_threads=2)), pixels[0])
+    assert got.shape == ref.shape == (16, 48)
+    err = np.abs(got - ref).max() / np.abs(ref).max()
+    print(f"\ngemma3 vision tower + projector vs transformers: max err / max |ref| = {err:.2e}")
+    assert err < 1e-3
