@@ -16,11 +16,11 @@ from .ggml.system import system_info  # noqa: E402
 
 
 def __getattr__(name):  # load()/Model pull in tokenizers & co. only when used
-    if name in ("load", "Model"):
+    if name in ("load", "Model", "IMAGE"):
         from . import model
         return getattr(model, name)
     raise AttributeError(f"module 'ggsight' has no attribute {name!r}")
 
 
-__all__ = ["Model", "load", "BackendError", "GGSightError", "GgmlError", "InvalidArgumentError", "NativeLibraryError",
+__all__ = ["IMAGE", "Model", "load", "BackendError", "GGSightError", "GgmlError", "InvalidArgumentError", "NativeLibraryError",
            "OutOfMemoryError", "UnsupportedError", "__version__", "system_info"]

@@ -1,6 +1,7 @@
 """The public Model: load a GGUF, then tokenize, evaluate, generate and chat."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from .engine.runner import Runner
 from .engine.sampler import Sampler, SamplingParams
 from .errors import InvalidArgumentError
 from .ggml import Backend, DType, GGUFFile, Scheduler, cpu_device, default_threads, load_weights
-from .models import model_class
+from .models import image_support, model_class
 from .text.chat import render_chat
 from .text.stops import StopMatcher
 from .text.tokenizer import StreamDecoder, Tokenizer
@@ -22,6 +23,8 @@ from .text.tokenizer import StreamDecoder, Tokenizer
 # Ollama options that configure loading, not sampling: accepted and ignored per request.
 LOAD_OPTIONS = {"num_ctx", "num_batch", "num_thread", "num_gpu", "main_gpu", "use_mmap", "num_keep", "low_vram",
                 "numa", "typical_p", "mirostat", "mirostat_tau", "mirostat_eta", "penalize_newline", "tfs_z"}
+# Where an image goes in a raw prompt (one marker per image); chat templates place images themselves.
+IMAGE = "<__ggsight_image__>"
 KV_TYPES = {"f16": DType.F16, "f32": DType.F32, "q8_0": DType.Q8_0, "q4_0": DType.Q4_0}
 
 
@@ -38,7 +41,8 @@ def default_model_path() -> Path:
 
 
 def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: int = 512,
-         n_threads: int | None = None, kv_type: str = "f16", use_mmap: bool = True, repack: bool = False) -> "Model":
+         n_threads: int | None = None, kv_type: str = "f16", use_mmap: bool = True, repack: bool = False,
+         mmproj: str | os.PathLike | None = None) -> "Model":
     """Load a GGUF model (None: the embedded default model).
 
     repack=True copies matmul weights into ggml's repacked CPU layouts, as llama.cpp does by
@@ -46,12 +50,12 @@ def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: i
     so weights stay mapped from the file unless asked.
     """
     return Model(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap,
-                 repack=repack)
+                 repack=repack, mmproj=mmproj)
 
 
 class Model:
     def __init__(self, path=None, *, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
-                 kv_type: str = "f16", use_mmap: bool = True, repack: bool = False):
+                 kv_type: str = "f16", use_mmap: bool = True, repack: bool = False, mmproj=None):
         t0 = time.perf_counter_ns()
         self.path = Path(path) if path is not None else default_model_path()
         if not self.path.is_file():
@@ -70,11 +74,28 @@ class Model:
         self.n_threads = n_threads or default_threads()
         self.backend = Backend(cpu_device(), n_threads=self.n_threads)
         self.sched = Scheduler([self.backend])
+        self.images = None
+        if mmproj is not None:
+            self.images = self._load_images(mmproj)
         kinds = self.net.cache_kinds()
         c = self.net.config
-        self.cache = KVCache(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, self.n_batch, KV_TYPES[kv_type])
+        # an image never splits, so the batch (and a sliding-window ring) must hold one whole
+        cache_batch = max(self.n_batch, self.images.n_tokens if self.images else 0)
+        self.cache = KVCache(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, cache_batch, KV_TYPES[kv_type])
+        self._keys: list = []          # what the cache holds: token ids, (id, image hash) for image tokens
+        self._embeddings: dict = {}    # image hash -> embeddings (the full cache is a later issue)
         self.runner = Runner(self.net, self.cache, self.sched, self.n_batch)
         self.load_duration = time.perf_counter_ns() - t0
+
+    def _load_images(self, mmproj):
+        glue = image_support(self.arch)
+        if glue is None:
+            raise InvalidArgumentError(f"architecture {self.arch!r} has no image support")
+        path = Path(mmproj)
+        if not path.is_file():
+            raise InvalidArgumentError(f"mmproj file not found: {path}")
+        self.mmproj_gguf = GGUFFile.open(path)
+        return glue(self.mmproj_gguf, load_weights(self.mmproj_gguf, cpu_device()), self.tokenizer)
 
     # ---- text <-> tokens -------------------------------------------------------------
     def tokenize(self, text: str, special: bool = True, add_bos: bool | None = None) -> list[int]:
@@ -99,30 +120,81 @@ class Model:
             raise InvalidArgumentError(f"token ids out of range: {bad[:5]}")
         return ids
 
-    def evaluate(self, prompt) -> tuple[list[int], np.ndarray]:
-        """Token ids and logits for every position, [n_tokens, n_vocab] float32 (no cache reuse)."""
-        ids = self._prompt_ids(prompt)
-        self.cache.clear()
-        return ids, self.runner.evaluate(ids, 0, all_logits=True)
+    def _prompt(self, prompt, images) -> tuple[list[int], list]:
+        """Token ids and image spans [(first index, embeddings, hash)] of a prompt."""
+        images = list(images or [])
+        if not images:
+            text = prompt.replace(IMAGE, "") if isinstance(prompt, str) else prompt
+            return self._prompt_ids(text), []
+        if self.images is None:
+            raise InvalidArgumentError("this model was loaded without a vision projector: pass mmproj=... to load()")
+        if not isinstance(prompt, str):
+            raise InvalidArgumentError("images need a text prompt (token ids cannot mark where they go)")
+        glue = self.images
+        text = prompt.replace(IMAGE, glue.marker)
+        if glue.marker not in text:
+            text = glue.marker * len(images) + text
+        pieces = text.split(glue.marker)
+        if len(pieces) - 1 != len(images):
+            raise InvalidArgumentError(f"the prompt marks {len(pieces) - 1} image(s) but {len(images)} were given")
+        ids = self._prompt_ids(glue.expansion().join(pieces))
+        where = np.flatnonzero(np.asarray(ids) == glue.image_token_id)
+        starts = [int(where[k * glue.n_tokens]) for k in range(len(images))]
+        spans = []
+        for first, image in zip(starts, images):
+            pixels = glue.pixels(image)
+            key = hashlib.sha256(pixels.tobytes()).hexdigest()
+            if key not in self._embeddings:
+                self._embeddings[key] = glue.embed(self.sched, pixels)
+            spans.append((first, self._embeddings[key], key))
+        return ids, spans
 
-    def _prefill(self, ids: list[int]) -> np.ndarray:
+    def evaluate(self, prompt, images=None) -> tuple[list[int], np.ndarray]:
+        """Token ids and logits for every position, [n_tokens, n_vocab] float32 (no cache reuse).
+
+        Image positions carry the image token id, as HF's processor writes them."""
+        ids, spans = self._prompt(prompt, images)
+        self.cache.clear()
+        self._keys = []
+        logits = self.runner.evaluate(ids, 0, all_logits=True, images=[(f, e) for f, e, _ in spans])
+        self._keys = self._cache_keys(ids, spans)
+        return ids, logits
+
+    @staticmethod
+    def _cache_keys(ids, spans) -> list:
+        keys = list(ids)
+        for first, emb, h in spans:
+            for j in range(len(emb)):
+                keys[first + j] = (ids[first + j], h, j)
+        return keys
+
+    def _prefill(self, ids: list[int], spans=()) -> np.ndarray:
         """Logits after `ids`, evaluating only what the cache does not already hold."""
-        cached = self.cache.tokens
+        keys = self._cache_keys(ids, spans)
+        cached = self._keys
         n = 0
-        while n < min(len(cached), len(ids) - 1) and cached[n] == ids[n]:
+        while n < min(len(cached), len(ids) - 1) and cached[n] == keys[n]:
             n += 1
+        # never resume inside an image: its tokens are evaluated together
+        for first, emb, _ in spans:
+            if first < n < first + len(emb):
+                n = first
         if n < len(cached) and not self.cache.truncate(n):
             n = 0
         if n == 0:
             self.cache.clear()
         self.last_reused = n
-        return self.runner.evaluate(ids[n:], n)[-1]
+        rest = [(f - n, e) for f, e, _ in spans if f >= n]
+        self._keys = []
+        logits = self.runner.evaluate(ids[n:], n, images=rest)[-1]
+        self._keys = keys
+        return logits
 
     # ---- generation ------------------------------------------------------------------
-    def _generate(self, ids, max_tokens, params, stops, kind) -> Iterator:
+    def _generate(self, ids, max_tokens, params, stops, kind, spans=()) -> Iterator:
         t_start = time.perf_counter_ns()
         sampler = Sampler(params, self.n_vocab)
-        logits = self._prefill(ids)
+        logits = self._prefill(ids, spans)
         t_prompt = time.perf_counter_ns()
         history = list(ids)
         out_tokens: list[int] = []
@@ -146,6 +218,7 @@ class Model:
                 break
             if len(out_tokens) < budget:
                 logits = self.runner.evaluate([token], len(history) - 1)[-1]
+                self._keys.append(token)
         if not hit_stop_string:
             tail, _ = matcher.push(stream.flush())
             tail += matcher.flush()
@@ -160,15 +233,18 @@ class Model:
     def generate(self, prompt, *, max_tokens: int | None = 128, temperature: float | None = None,
                  top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
                  seed: int | None = None, stop: Sequence[str] | str | None = None, stream: bool = False,
-                 raw: bool = False, options: dict | None = None, **more_options):
-        """Complete `prompt`. raw=False applies the chat template when the model has one."""
+                 raw: bool = False, images=None, options: dict | None = None, **more_options):
+        """Complete `prompt`. raw=False applies the chat template when the model has one.
+
+        images: paths, bytes, PIL images or numpy arrays; in a raw prompt each goes where an
+        `ggsight.IMAGE` marker stands (before the text when there is none)."""
         params = self._params(options, more_options, temperature=temperature, top_k=top_k, top_p=top_p,
                               min_p=min_p, seed=seed)
         if isinstance(prompt, str) and not raw and self.tokenizer.chat_template:
-            prompt = self._render([{"role": "user", "content": prompt}])
-        ids = self._prompt_ids(prompt)
+            prompt = self._render([{"role": "user", "content": prompt, "images": list(images or [])}])
+        ids, spans = self._prompt(prompt, images)
         stops = [stop] if isinstance(stop, str) else list(stop or [])
-        events = self._generate(ids, max_tokens, params, stops, GenerateResponse)
+        events = self._generate(ids, max_tokens, params, stops, GenerateResponse, spans)
         return self._stream(events, GenerateResponse) if stream else self._collect(events, GenerateResponse)
 
     def chat(self, messages: list[dict], *, stream: bool = False, options: dict | None = None,
@@ -180,12 +256,19 @@ class Model:
         max_tokens = opts.pop("num_predict", max_tokens)
         stop = opts.pop("stop", stop)
         params = self._params(opts, more_options)
-        ids = self._prompt_ids(self._render(messages))
+        images = [img for m in messages for img in (m.get("images") or [])]
+        ids, spans = self._prompt(self._render(messages), images)
         stops = [stop] if isinstance(stop, str) else list(stop or [])
-        events = self._generate(ids, max_tokens if max_tokens is not None else -1, params, stops, ChatResponse)
+        events = self._generate(ids, max_tokens if max_tokens is not None else -1, params, stops, ChatResponse,
+                                spans)
         return self._stream(events, ChatResponse) if stream else self._collect(events, ChatResponse)
 
     def _render(self, messages: list[dict]) -> str:
+        # each image becomes the model's marker text before the message text, which is what
+        # HF templates render for image parts (Gemma 3: "<start_of_image>")
+        marker = self.images.marker if self.images else ""
+        messages = [dict(m, content=marker * len(m.get("images") or []) + (m.get("content") or ""))
+                    for m in messages]
         tok = self.tokenizer
         bos = tok.decode([tok.bos_id]) if tok.bos_id is not None else ""
         eos = tok.decode([tok.eos_id]) if tok.eos_id is not None else ""

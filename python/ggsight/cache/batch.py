@@ -17,6 +17,9 @@ class BatchPlan:
     outputs: np.ndarray                # indices (into the batch) whose logits are wanted
     cells: dict = field(default_factory=dict)    # CacheKind -> [n_tokens] int64
     masks: dict = field(default_factory=dict)    # CacheKind -> [n_tokens, n_view] f16
+    image_rows: np.ndarray | None = None         # [n_rows, n_embd] f32 embeddings of image tokens
+    embd_index: np.ndarray | None = None         # [n_tokens] int32: token i takes row i (text) or
+                                                 # n_tokens + j (image row j)
 
     @property
     def n_tokens(self) -> int:
@@ -24,18 +27,33 @@ class BatchPlan:
 
     def shape_key(self) -> tuple:
         """Batches with equal keys can run the same graph with new input data."""
-        return (self.n_tokens, len(self.outputs)) + tuple(
+        n_img = 0 if self.image_rows is None else len(self.image_rows)
+        return (self.n_tokens, len(self.outputs), n_img) + tuple(
             (k.name, k.window, m.shape[1]) for k, m in self.masks.items())
 
 
-def plan_batch(cache: KVCache, tokens, positions, outputs) -> BatchPlan:
-    """Claim cache cells for the batch and build each kind's mask."""
+def plan_batch(cache: KVCache, tokens, positions, outputs, groups=None, images=()) -> BatchPlan:
+    """Claim cache cells for the batch and build each kind's mask.
+
+    `groups`: per token, the id of the bidirectional group it belongs to (-1: causal).
+    `images`: (first token index, [n, n_embd] embeddings) pairs replacing token embeddings.
+    """
     plan = BatchPlan(np.asarray(tokens, np.int32), np.asarray(positions, np.int32), np.asarray(outputs, np.int32))
     pos64 = plan.positions.astype(np.int64)
+    groups = None if groups is None else np.asarray(groups, np.int64)
     for kind, table in cache.tables.items():
         plan.cells[kind] = table.store(pos64)
     for kind, table in cache.tables.items():
-        plan.masks[kind] = table.mask(pos64, table.n_view())
+        plan.masks[kind] = table.mask(pos64, table.n_view(), groups)
+    if images:
+        n = plan.n_tokens
+        index = np.arange(n, dtype=np.int32)
+        rows = []
+        for first, emb in images:
+            index[first:first + len(emb)] = n + sum(len(r) for r in rows) + np.arange(len(emb))
+            rows.append(np.asarray(emb, np.float32))
+        plan.image_rows = np.concatenate(rows)
+        plan.embd_index = index
     return plan
 
 
@@ -53,6 +71,10 @@ class BatchInputs:
         self.cells: dict[CacheKind, Tensor] = {}
         self.masks: dict[CacheKind, Tensor] = {}
         self.n_view: dict[CacheKind, int] = {}
+        self.image_rows = self.embd_index = None
+        if plan.image_rows is not None:
+            self.image_rows = ctx.input("inp_img_embd", plan.image_rows.shape[::-1], DType.F32)
+            self.embd_index = ctx.input("inp_embd_index", (n,), DType.I32)
         for i, (kind, mask) in enumerate(plan.masks.items()):
             self.cells[kind] = ctx.input(f"inp_cells_{kind.name}", (n,), DType.I64)
             self.masks[kind] = ctx.input(f"inp_mask_{kind.name}", (mask.shape[1], n), DType.F16)
@@ -62,6 +84,8 @@ class BatchInputs:
         pairs = [(self.tokens, plan.tokens), (self.positions, plan.positions), (self.outputs, plan.outputs)]
         for kind in self.cells:
             pairs += [(self.cells[kind], plan.cells[kind]), (self.masks[kind], plan.masks[kind])]
+        if self.image_rows is not None:
+            pairs += [(self.image_rows, plan.image_rows), (self.embd_index, plan.embd_index)]
         if self._used is None:
             # A graph may not use every input (all rows wanted, a kind with no layer): skip
             # those. Allocation does not change while a graph is reused, so ask once.

@@ -39,10 +39,11 @@ class Runner:
         self.compute_seconds = 0.0  # time inside ggml's compute
         self.step_seconds = 0.0     # whole decode() calls: compute + Python around it
 
-    def decode(self, tokens: Sequence[int], positions: Sequence[int], outputs: Sequence[int]) -> np.ndarray:
+    def decode(self, tokens: Sequence[int], positions: Sequence[int], outputs: Sequence[int],
+               groups=None, images=()) -> np.ndarray:
         """One micro-batch; returns logits [len(outputs), n_vocab] (float32)."""
         t_step = time.perf_counter()
-        plan = plan_batch(self.cache, tokens, positions, outputs)
+        plan = plan_batch(self.cache, tokens, positions, outputs, groups, images)
         key = plan.shape_key()
         if key != self._last_key:
             t0 = time.perf_counter()
@@ -61,18 +62,33 @@ class Runner:
         self.step_seconds += time.perf_counter() - t_step
         return logits
 
-    def evaluate(self, tokens: Sequence[int], start: int, all_logits: bool = False) -> np.ndarray:
-        """Feed tokens at positions start.. in n_batch chunks; logits of the last (or every) token."""
+    def evaluate(self, tokens: Sequence[int], start: int, all_logits: bool = False,
+                 images: Sequence[tuple[int, np.ndarray]] = ()) -> np.ndarray:
+        """Feed tokens at positions start.. in chunks of n_batch; logits of the last (or every) token.
+
+        `images`: (index in `tokens`, embeddings [n, n_embd]) for runs of image tokens. Each run
+        is one bidirectional group and never splits: a chunk grows to hold it whole.
+        """
         tokens = list(tokens)
-        out = []
-        for i in range(0, len(tokens), self.n_batch):
-            chunk = tokens[i:i + self.n_batch]
-            pos = np.arange(start + i, start + i + len(chunk))
-            wanted = range(len(chunk)) if all_logits else ([len(chunk) - 1] if i + len(chunk) == len(tokens) else [])
-            if not wanted:  # an inner chunk: only the cache matters, still one output row
-                wanted = [len(chunk) - 1]
-                self.decode(chunk, pos, wanted)
-                continue
-            out.append(self.decode(chunk, pos, list(wanted)))
+        groups = np.full(len(tokens), -1, dtype=np.int64)
+        for g, (first, emb) in enumerate(images):
+            groups[first:first + len(emb)] = start + first  # unique per image, stable across chunks
+        out, i = [], 0
+        while i < len(tokens):
+            end = min(len(tokens), i + self.n_batch)
+            if end < len(tokens) and groups[end - 1] >= 0 and groups[end] == groups[end - 1]:
+                run = groups[end - 1]
+                cut = int(np.flatnonzero(groups[i:end] == run)[0]) + i
+                # stop before the image, or, when it starts the chunk, take all of it
+                end = cut if cut > i else i + int(np.sum(groups[i:] == run))
+            chunk = tokens[i:end]
+            pos = np.arange(start + i, start + end)
+            last = end == len(tokens)
+            wanted = list(range(len(chunk))) if all_logits else [len(chunk) - 1]
+            chunk_images = [(f - i, e) for f, e in images if i <= f < end]
+            logits = self.decode(chunk, pos, wanted, groups[i:end], chunk_images)
+            if all_logits or last:
+                out.append(logits)
+            i = end
         self.cache.tokens.extend(tokens)
         return np.concatenate(out, axis=0)

@@ -19,5 +19,10 @@ def model_class(arch: str | None):
     return importlib.import_module(module).MODEL
 
 
+def image_support(arch: str | None):
+    """The architecture's image glue class, or None when it has no vision."""
+    return getattr(importlib.import_module(_MODULES[arch or ""]), "IMAGES", None) if arch in _MODULES else None
+
+
 def architectures() -> list[str]:
     return sorted(_MODULES)

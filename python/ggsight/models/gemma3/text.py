@@ -55,6 +55,9 @@ class Gemma3Text:
         """Logits [n_vocab, n_outputs] for the batch's output rows."""
         c = self.config
         x = embeddings if embeddings is not None else self.embed(inp.tokens)
+        if inp.image_rows is not None:
+            # image tokens take the projector's rows, unscaled (as HF's masked_scatter does)
+            x = x.concat(inp.image_rows, 1).get_rows(inp.embd_index).named("inp_embd_img")
         kinds = cache.kinds
         n_tokens = inp.n_tokens
         for il, L in enumerate(self.layers):
