@@ -1,0 +1,258 @@
+"""Convert a Hugging Face checkpoint directory to GGUF in llama.cpp's convention.
+
+    from ggsight.store.convert import convert_hf
+    convert_hf("gemma-3-1b-it/", "gemma-3-1b-it-f16.gguf", outtype="f16")
+
+Reads config.json + *.safetensors (+ tokenizer.json or tokenizer.model, tokenizer_config.json),
+writes one text GGUF. Tensors are streamed: one is in memory at a time. The safetensors files
+are parsed here (8-byte header length + JSON header + raw data), so bf16 checkpoints need
+neither torch nor a bf16-aware numpy.
+
+Supported: Gemma3ForCausalLM, and the text part of Gemma3ForConditionalGeneration (the mmproj
+file is a separate conversion).
+"""
+from __future__ import annotations
+
+import json
+import re
+import struct
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import convert_gemma3 as g3
+from .convert_gemma3 import ConvertError
+from .convert_gemma3 import read_json as _read_json
+
+__all__ = ["ConvertError", "convert_hf", "read_safetensors", "add_parser"]
+
+OUTTYPES = ("f32", "f16", "bf16", "q8_0")
+
+
+# ---------------------------------------------------------------------------------- safetensors
+
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
+              "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8}
+
+
+def _st_header(path: Path) -> tuple[dict[str, Any], int]:
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) != 8:
+            raise ConvertError(f"{path}: not a safetensors file (too short)")
+        (n,) = struct.unpack("<Q", raw)
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConvertError(f"{path}: not a safetensors file ({e})") from None
+    header.pop("__metadata__", None)
+    return header, 8 + n
+
+
+def read_safetensors(path: str | Path) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, array) for every tensor of one .safetensors file; BF16 decoded to float32,
+    other types as stored (memory-mapped, read on access)."""
+    path = Path(path)
+    header, start = _st_header(path)
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    for name, info in header.items():
+        yield name, _st_array(path, mm, start, name, info)
+
+
+def _st_array(path: Path, mm: np.ndarray, start: int, name: str, info: dict) -> np.ndarray:
+    dtype = _ST_DTYPES.get(info["dtype"])
+    if dtype is None:
+        raise ConvertError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+    b, e = info["data_offsets"]
+    arr = mm[start + b:start + e].view(dtype).reshape(info["shape"])
+    if info["dtype"] == "BF16":   # bf16 is the top half of a float32
+        arr = (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr
+
+
+class _Checkpoint:
+    """The tensors of all *.safetensors files of a directory, by name, loaded on demand."""
+
+    def __init__(self, hf_dir: Path):
+        files = sorted(hf_dir.glob("*.safetensors"))
+        if not files:
+            raise ConvertError(f"{hf_dir}: no *.safetensors files (other weight formats are not supported)")
+        self.where: dict[str, tuple[Path, int, dict]] = {}
+        for path in files:
+            header, start = _st_header(path)
+            for name, info in header.items():
+                self.where[name] = (path, start, info)
+        self._maps: dict[Path, np.ndarray] = {}
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.where[name][2]["shape"])
+
+    def load(self, name: str) -> np.ndarray:
+        path, start, info = self.where[name]
+        if path not in self._maps:
+            self._maps[path] = np.memmap(path, dtype=np.uint8, mode="r")
+        return _st_array(path, self._maps[path], start, name, info)
+
+
+# ------------------------------------------------------------------------------------- tensors
+
+def _out_type(name: str, shape: tuple[int, ...], outtype: str):
+    """The GGML type a tensor is written as: 1-D tensors (norms) stay f32."""
+    import gguf
+    T = gguf.GGMLQuantizationType
+    if len(shape) < 2 or outtype == "f32":
+        return T.F32
+    if outtype == "f16":
+        return T.F16
+    if outtype == "bf16":
+        return T.BF16
+    return T.Q8_0 if shape[-1] % 32 == 0 else T.F16
+
+
+def _encode(data: np.ndarray, qtype) -> np.ndarray:
+    import gguf
+    T = gguf.GGMLQuantizationType
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    if qtype == T.F32:
+        return data
+    if qtype == T.F16:
+        return data.astype(np.float16)
+    return gguf.quants.quantize(data, qtype)
+
+
+def _byte_shape(shape: tuple[int, ...], qtype) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(numpy shape, numpy dtype, nbytes) of the encoded array, without encoding it."""
+    import gguf
+    T = gguf.GGMLQuantizationType
+    if qtype in (T.F32, T.F16):
+        dt = np.dtype(np.float32 if qtype == T.F32 else np.float16)
+        return shape, dt, int(np.prod(shape)) * dt.itemsize
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    bshape = (*shape[:-1], shape[-1] // block * size)
+    return bshape, np.dtype(np.uint8), int(np.prod(bshape))
+
+
+def _sort_key(name: str) -> tuple:
+    m = re.match(r"blk\.(\d+)\.", name)
+    return (1, int(m.group(1)), name) if m else (0 if name.startswith("token_embd") else 2, 0, name)
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        self.total, self.done, self.enabled = total, 0, enabled
+        if enabled:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, unit="B", unit_scale=True, desc="convert", file=sys.stderr)
+            except ImportError:
+                pass
+
+    def update(self, nbytes: int, name: str) -> None:
+        self.done += nbytes
+        if self.bar is not None:
+            self.bar.set_postfix_str(name, refresh=False)
+            self.bar.update(nbytes)
+        elif self.enabled:
+            print(f"\rconvert {100 * self.done / max(self.total, 1):5.1f}% {name:<40}",
+                  end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled:
+            print(file=sys.stderr)
+
+
+def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
+               progress: bool = True) -> Path:
+    """Convert the HF checkpoint in `hf_dir` to a GGUF file at `out_path`; returns out_path.
+
+    outtype: "f32", "f16", "bf16" (2-D weights in that type, 1-D norms f32) or "q8_0" (2-D
+    weights whose rows are a multiple of 32 in Q8_0, the rest f16/f32)."""
+    import gguf
+    hf_dir, out_path = Path(hf_dir), Path(out_path)
+    if outtype not in OUTTYPES:
+        raise ValueError(f"outtype {outtype!r}: expected one of {', '.join(OUTTYPES)}")
+    cfg_path = hf_dir / "config.json"
+    if not cfg_path.is_file():
+        raise ConvertError(f"{cfg_path}: missing (not a Hugging Face checkpoint directory?)")
+    config = _read_json(cfg_path)
+    hp = g3.Gemma3Hparams.from_config(config, str(cfg_path))
+    ckpt = _Checkpoint(hf_dir)
+
+    plan: dict[str, str] = {}   # gguf name -> hf name
+    for hf_name in ckpt.where:
+        try:
+            name = g3.gguf_name(hf_name, hp)
+        except ValueError as e:
+            raise ConvertError(f"{hf_dir}: {e}") from None
+        if name is not None:
+            if name in plan:
+                raise ConvertError(f"{hf_dir}: {hf_name!r} and {plan[name]!r} both map to {name}")
+            plan[name] = hf_name
+    missing = sorted(g3.expected_names(hp) - plan.keys(), key=_sort_key)
+    if missing:
+        raise ConvertError(f"{hf_dir}: missing tensors for {', '.join(missing[:8])}"
+                           f"{' ...' if len(missing) > 8 else ''} ({len(missing)} in all)")
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    w = gguf.GGUFWriter(str(out_path), g3.ARCH)
+    try:
+        w.add_name(hf_dir.name)
+        w.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                         "bf16": gguf.LlamaFileType.MOSTLY_BF16,
+                         "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype])
+        w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        g3.write_metadata(w, hp)
+        n_vocab = g3.write_tokenizer(w, hf_dir, config)
+
+        names = sorted(plan, key=_sort_key)
+        jobs = []
+        for name in names:
+            shape = ckpt.shape(plan[name])
+            if name in ("token_embd.weight", "output.weight") and n_vocab < shape[0]:
+                shape = (n_vocab, *shape[1:])
+            elif name == "token_embd.weight" and n_vocab > shape[0]:
+                raise ConvertError(f"{hf_dir}: the tokenizer has {n_vocab} tokens, the embedding "
+                                   f"only {shape[0]} rows")
+            qtype = _out_type(name, shape, outtype)
+            bshape, dt, nbytes = _byte_shape(shape, qtype)
+            w.add_tensor_info(name, bshape, dt, nbytes, raw_dtype=None if dt != np.uint8 else qtype)
+            jobs.append((name, qtype, nbytes))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_ti_data_to_file()
+        bar = _Progress(sum(j[2] for j in jobs), progress)
+        for name, qtype, nbytes in jobs:
+            data = g3.fix_tensor(name, ckpt.load(plan[name]), n_vocab)
+            w.write_tensor_data(_encode(data, qtype))
+            bar.update(nbytes, name)
+        bar.close()
+    finally:
+        w.close()
+    return out_path
+
+
+# -------------------------------------------------------------------------------------- CLI
+
+def add_parser(subparsers) -> None:
+    """`ggsight convert HF_DIR OUT.gguf [--outtype f16]`."""
+    p = subparsers.add_parser("convert", help="convert a Hugging Face checkpoint directory to GGUF")
+    p.add_argument("hf_dir", help="directory with config.json, *.safetensors and the tokenizer")
+    p.add_argument("out", help="output .gguf path")
+    p.add_argument("--outtype", choices=OUTTYPES, default="f16", help="weight type (default f16)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cli_convert)
+
+
+def _cli_convert(args) -> int:
+    try:
+        path = convert_hf(args.hf_dir, args.out, args.outtype, progress=not args.quiet)
+    except ConvertError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
