@@ -1,0 +1,136 @@
+"""Gemma 3 with images, end to end against transformers on a tiny random model (float32):
+our converter (text) + mmproj writer, the engine's image layout, bidirectional image groups
+wider than the sliding window, and images that never split across micro-batches."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.torch
+
+from PIL import Image  # noqa: E402
+
+import ggsight  # noqa: E402
+from ggsight.models.gemma3.processor import Gemma3ImageConfig, preprocess  # noqa: E402
+from ggsight.store.convert import convert_hf  # noqa: E402
+from ggsight.store.mmproj_gemma3 import write_mmproj  # noqa: E402
+
+from make_tiny_hf_gemma3 import CHAT_TEMPLATE, tiny_tokenizer_json  # noqa: E402
+
+IMAGE_SPECIALS = ["<start_of_image>", "<end_of_image>", "<image_soft_token>"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny-gemma3-vl")
+    tj = tiny_tokenizer_json()
+    vocab = tj["model"]["vocab"]
+    for t in IMAGE_SPECIALS:
+        vocab[t] = len(vocab)
+        tj["added_tokens"].append({"id": vocab[t], "content": t, "single_word": False, "lstrip": False,
+                                   "rstrip": False, "normalized": False, "special": True})
+    cfg = transformers.Gemma3Config(
+        text_config=dict(vocab_size=len(vocab), hidden_size=64, intermediate_size=96, num_hidden_layers=6,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
+                         sliding_window_pattern=6, query_pre_attn_scalar=24, rms_norm_eps=1e-6,
+                         max_position_embeddings=512),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=56, patch_size=7),
+        mm_tokens_per_image=16, boi_token_index=vocab["<start_of_image>"],
+        eoi_token_index=vocab["<end_of_image>"], image_token_index=vocab["<image_soft_token>"],
+        bos_token_id=2, eos_token_id=1, pad_token_id=0)
+    cfg.text_config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = transformers.Gemma3ForConditionalGeneration(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(0.3 * torch.randn_like(p))
+            elif "embed_tokens" in name:
+                p.copy_(0.1 * torch.randn_like(p))
+            else:
+                p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
+    model.save_pretrained(out, safe_serialization=True)
+    (out / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
+    (out / "tokenizer_config.json").write_text(json.dumps({
+        "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>",
+        "add_bos_token": True, "chat_template": CHAT_TEMPLATE}), encoding="utf-8")
+    text = convert_hf(out, out / "text.gguf", outtype="f32", progress=False)
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    mmproj = write_mmproj(out / "mmproj.gguf", state, model.config.to_dict())
+    return model, str(text), mmproj
+
+
+def image(seed, w=90, h=60):
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+def hf_logits(model, ids, images, image_token_id):
+    ids_t = torch.tensor([ids])
+    pixels = torch.from_numpy(np.concatenate([preprocess(im, Gemma3ImageConfig(image_size=56)) for im in images]))
+    with torch.no_grad():
+        return model(input_ids=ids_t, pixel_values=pixels, token_type_ids=(ids_t == image_token_id).long()
+                     ).logits[0].numpy()
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+@pytest.mark.parametrize("n_images", [1, 2])
+def test_logits_with_images_match_transformers(tiny, n_images):
+    model, text, mmproj = tiny
+    m = ggsight.load(text, mmproj=mmproj, n_ctx=256, n_batch=64)
+    prompt = "hello world" + ggsight.IMAGE + " the tiny model" + (ggsight.IMAGE + " and" if n_images == 2 else "")
+    imgs = [image(i) for i in range(n_images)]
+    ids, logits = m.evaluate(prompt, images=imgs)
+    img_id = m.images.image_token_id
+    # the layout HF's processor writes: \n\n<start_of_image> + 16 soft tokens + <end_of_image>\n\n
+    assert ids.count(img_id) == 16 * n_images
+    first = ids.index(img_id)
+    assert ids[first - 1] == m.tokenizer.token_id("<start_of_image>") and ids[first + 16] == \
+        m.tokenizer.token_id("<end_of_image>")
+    ref = hf_logits(model, ids, imgs, img_id)
+    err = rel(logits, ref)
+    print(f"\n{n_images} image(s), {len(ids)} tokens: max err / max |logit| = {err:.2e}")
+    assert err < 1e-3
+    assert [int(t) for t in logits.argmax(1)] == [int(t) for t in ref.argmax(1)]
+
+
+def test_image_wider_than_batch_is_not_split(tiny):
+    model, text, mmproj = tiny
+    prompt = "hello" + ggsight.IMAGE + " world model"
+    big = ggsight.load(text, mmproj=mmproj, n_ctx=128, n_batch=64)
+    small = ggsight.load(text, mmproj=mmproj, n_ctx=128, n_batch=5)   # image: 16 tokens
+    ids, ref = big.evaluate(prompt, images=[image(3)])
+    ids2, got = small.evaluate(prompt, images=[image(3)])
+    # only summation order differs (batched sgemm vs single-row kernels)
+    assert ids == ids2 and rel(got, ref) < 2e-3
+    assert (got.argmax(1) == ref.argmax(1)).all()
+
+
+def test_generate_and_chat_with_images_reuse_the_embedding(tiny):
+    _, text, mmproj = tiny
+    m = ggsight.load(text, mmproj=mmproj, n_ctx=256, n_batch=32)
+    img = image(5)
+    a = m.generate("hello" + ggsight.IMAGE, images=[img], raw=True, max_tokens=5, temperature=0)
+    b = m.generate("hello" + ggsight.IMAGE, images=[img], raw=True, max_tokens=5, temperature=0)
+    assert a.tokens == b.tokens and len(m._embeddings) == 1 and b.prompt_eval_count == 1
+    r = m.chat([{"role": "user", "content": "hello", "images": [img]}], options={"temperature": 0, "num_predict": 3})
+    assert r.done and len(m._embeddings) == 1
+    other = m.generate("hello" + ggsight.IMAGE, images=[image(6)], raw=True, max_tokens=5, temperature=0)
+    assert other.prompt_eval_count > 16  # a different image is not mistaken for the cached one
+
+
+def test_image_errors(tiny):
+    _, text, mmproj = tiny
+    plain = ggsight.load(text, n_ctx=128)
+    with pytest.raises(ggsight.InvalidArgumentError, match="mmproj"):
+        plain.generate("hi", images=[image(1)], raw=True, max_tokens=1)
+    m = ggsight.load(text, mmproj=mmproj, n_ctx=128)
+    with pytest.raises(ggsight.InvalidArgumentError, match="2 image"):
+        m.generate(ggsight.IMAGE + ggsight.IMAGE, images=[image(1)], raw=True, max_tokens=1)
+    with pytest.raises(ValueError, match="not a readable image"):
+        m.generate(ggsight.IMAGE, images=[b"not an image"], raw=True, max_tokens=1)
