@@ -14,7 +14,8 @@ from PIL import Image  # noqa: E402
 
 import ggsight  # noqa: E402
 from ggsight.models.gemma3.processor import Gemma3ImageConfig, preprocess  # noqa: E402
-from ggsight.store.convert import convert_hf  # noqa: E402
+from ggsight.ggml import GGUFFile  # noqa: E402
+from ggsight.store.convert import convert_hf, convert_mmproj  # noqa: E402
 from ggsight.store.mmproj_gemma3 import write_mmproj  # noqa: E402
 
 from make_tiny_hf_gemma3 import CHAT_TEMPLATE, tiny_tokenizer_json  # noqa: E402
@@ -60,6 +61,11 @@ def tiny(tmp_path_factory):
     text = convert_hf(out, out / "text.gguf", outtype="f32", progress=False)
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     mmproj = write_mmproj(out / "mmproj.gguf", state, model.config.to_dict())
+    # the CLI's path (safetensors in) writes the same tensors
+    via_cli = convert_mmproj(out, out / "mmproj-cli.gguf")
+    a, b = GGUFFile.open(mmproj), GGUFFile.open(via_cli)
+    assert sorted(t.name for t in a.tensors) == sorted(t.name for t in b.tensors)
+    assert all(np.array_equal(a.tensor_numpy(t.name), b.tensor_numpy(t.name)) for t in a.tensors)
     return model, str(text), mmproj
 
 

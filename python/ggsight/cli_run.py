@@ -3,9 +3,30 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
+
+_EXT = r"\.(?:png|jpe?g|webp|gif|bmp)"
+_IMAGE_PATH = re.compile(rf"'([^']+{_EXT})'|\"([^\"]+{_EXT})\"|((?:[^\s\\'\"]|\\ )+{_EXT})(?=\s|$)",
+                         re.IGNORECASE)
+
+
+def extract_images(text: str) -> tuple[str, list[str]]:
+    """Image paths typed into a prompt (quoted, or with escaped spaces), as `ollama run` does:
+    existing files are removed from the text and returned; anything else stays as text."""
+    found: list[str] = []
+
+    def take(m: re.Match) -> str:
+        raw = next(g for g in m.groups() if g)
+        path = Path(raw.replace("\\ ", " ")).expanduser()
+        if not path.is_file():
+            return m.group(0)
+        found.append(str(path))
+        return ""
+    cleaned = _IMAGE_PATH.sub(take, text)
+    return (re.sub(r"[ \t]{2,}", " ", cleaned).strip() if found else text), found
 
 HELP = """Available commands:
   /set parameter NAME VALUE   set a sampling option (temperature, top_k, top_p, min_p, seed,
@@ -120,7 +141,13 @@ def repl(model, options: dict, verbose: bool) -> int:
         if cmd.startswith("/"):
             print(f"Unknown command '{cmd.split()[0]}'. Type /? for help")
             continue
-        messages.append({"role": "user", "content": text})
+        text, paths = extract_images(text)
+        for path in paths:
+            print(f"Added image '{path}'")
+        if paths and model.images is None:
+            print("This model has no vision projector (load it with an mmproj): images ignored")
+            paths = []
+        messages.append({"role": "user", "content": text, "images": paths})
         try:
             final = stream_out(_answer(model, messages, options))
         except KeyboardInterrupt:

@@ -26,7 +26,7 @@ from . import convert_gemma3 as g3
 from .convert_gemma3 import ConvertError
 from .convert_gemma3 import read_json as _read_json
 
-__all__ = ["ConvertError", "convert_hf", "read_safetensors", "add_parser"]
+__all__ = ["ConvertError", "convert_hf", "convert_mmproj", "read_safetensors", "add_parser"]
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
@@ -244,13 +244,33 @@ def add_parser(subparsers) -> None:
     p.add_argument("hf_dir", help="directory with config.json, *.safetensors and the tokenizer")
     p.add_argument("out", help="output .gguf path")
     p.add_argument("--outtype", choices=OUTTYPES, default="f16", help="weight type (default f16)")
+    p.add_argument("--mmproj", default=None, metavar="MMPROJ.gguf",
+                   help="also write the vision projector file (Gemma3ForConditionalGeneration), f32")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli_convert)
+
+
+def convert_mmproj(hf_dir: str | Path, out_path: str | Path) -> Path:
+    """The vision tower + projector of a Gemma 3 checkpoint as an mmproj GGUF (llama.cpp's names)."""
+    from .mmproj_gemma3 import vision_tensor_name, write_mmproj
+    hf_dir = Path(hf_dir)
+    config = _read_json(hf_dir / "config.json")
+    if "vision_config" not in config:
+        raise ConvertError(f"{hf_dir}: config.json has no vision_config (a text-only model has no mmproj)")
+    ckpt = _Checkpoint(hf_dir)
+    tensors = {n: ckpt.load(n) for n in ckpt.where if vision_tensor_name(n)}
+    vc = dict(config["vision_config"])
+    for key, default in (("image_size", 896), ("patch_size", 14), ("hidden_size", 1152),
+                         ("intermediate_size", 4304), ("num_hidden_layers", 27), ("num_attention_heads", 16)):
+        vc.setdefault(key, default)  # Hub configs leave SigLIP's defaults out
+    return Path(write_mmproj(out_path, tensors, dict(config, vision_config=vc)))
 
 
 def _cli_convert(args) -> int:
     try:
         path = convert_hf(args.hf_dir, args.out, args.outtype, progress=not args.quiet)
+        if args.mmproj:
+            print(convert_mmproj(args.hf_dir, args.mmproj))
     except ConvertError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
