@@ -140,3 +140,48 @@ def test_image_errors(tiny):
         m.generate(ggsight.IMAGE + ggsight.IMAGE, images=[image(1)], raw=True, max_tokens=1)
     with pytest.raises(ValueError, match="not a readable image"):
         m.generate(ggsight.IMAGE, images=[b"not an image"], raw=True, max_tokens=1)
+
+
+def test_ollama_single_file_layout_loads_and_matches(tiny, tmp_path):
+    """Rewrite text + mmproj into one file with Ollama's names and keys; same logits."""
+    import gguf
+    _, text, mmproj = tiny
+    t, v = GGUFFile.open(text), GGUFFile.open(mmproj)
+    ollama_names = {"v.patch_embd": "v.patch_embedding", "v.position_embd": "v.position_embedding",
+                    "v.post_ln": "v.post_layernorm", "ln1": "layer_norm1", "ln2": "layer_norm2",
+                    "attn_out": "attn_output", "ffn_up": "mlp.fc1", "ffn_down": "mlp.fc2",
+                    "mm.input_projection": "mm.mm_input_projection", "mm.soft_emb_norm": "mm.mm_soft_emb_norm"}
+    w = gguf.GGUFWriter(str(tmp_path / "ollama.gguf"), "gemma3")
+    for key, value in t.metadata.items():
+        if key.startswith("general.architecture"):
+            continue
+        vtype = t.metadata_types[key]
+        if key == "gemma3.attention.sliding_window_pattern":   # Ollama: one bool per layer
+            n = t.get("gemma3.block_count")
+            w.add_array(key, [bool((i + 1) % value) for i in range(n)])
+        elif vtype == gguf.GGUFValueType.ARRAY:
+            w.add_array(key, value.tolist() if hasattr(value, "tolist") else list(value))
+        else:
+            w.add_key_value(key, value.item() if hasattr(value, "item") else value, vtype)
+    for k in ("image_size", "patch_size", "embedding_length", "feed_forward_length", "block_count",
+              "attention.head_count", "attention.layer_norm_epsilon"):
+        value = v.get(f"clip.vision.{k}")
+        w.add_key_value(f"gemma3.vision.{k}", value.item() if hasattr(value, "item") else value,
+                        v.metadata_types[f"clip.vision.{k}"])
+    w.add_uint32("gemma3.mm.tokens_per_image", v.get("clip.vision.mm_tokens_per_image"))
+    for f in (t, v):
+        for info in f.tensors:
+            name = info.name
+            for a, b in (ollama_names.items() if f is v else ()):
+                name = name.replace(a, b)
+            w.add_tensor(name, f.tensor_numpy(info))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    prompt = "hello" + ggsight.IMAGE + " world"
+    ids_a, ref = ggsight.load(text, mmproj=mmproj, n_ctx=128).evaluate(prompt, images=[image(7)])
+    one = ggsight.load(tmp_path / "ollama.gguf", n_ctx=128)
+    assert one.images is not None and not one.net.binder.unused
+    ids_b, got = one.evaluate(prompt, images=[image(7)])
+    assert ids_a == ids_b and rel(got, ref) < 1e-6

@@ -175,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read()
     t0 = time.perf_counter()
-    model = load(model_path, n_ctx=args.ctx, n_threads=args.threads)
+    model = load(model_path, n_ctx=args.ctx, n_threads=args.threads, mmproj=args.mmproj)
     if args.verbose:
         print(f"loaded {model.path.name} in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
     options = {}
@@ -185,7 +185,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["seed"] = args.seed
     if prompt is None:
         return repl(model, options, args.verbose)
-    final = stream_out(model.generate(prompt, stream=True, max_tokens=args.max_tokens, options=options))
+    prompt, images = extract_images(prompt)
+    for path in images:
+        print(f"Added image '{path}'", file=sys.stderr)
+    final = stream_out(model.generate(prompt, stream=True, max_tokens=args.max_tokens, options=options,
+                                      images=images or None))
     if args.verbose and final:
         print_stats(final)
     return 0
@@ -195,6 +199,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("run", help="run a model: one prompt, or an interactive chat")
     p.add_argument("args", nargs="*", metavar="[MODEL] [PROMPT]",
                    help="a GGUF file (default: the embedded Gemma 3 270M) and a prompt (none: chat REPL)")
+    p.add_argument("--mmproj", default=None, help="vision projector GGUF (llama.cpp's two-file layout)")
     p.add_argument("--verbose", action="store_true", help="print token counts and rates")
     p.add_argument("--ctx", type=int, default=4096, help="context length (default 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available)")

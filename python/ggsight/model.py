@@ -16,6 +16,7 @@ from .engine.sampler import Sampler, SamplingParams
 from .errors import InvalidArgumentError
 from .ggml import Backend, DType, GGUFFile, Scheduler, cpu_device, default_threads, load_weights
 from .models import image_support, model_class
+from .store.ollama_layout import is_single_file, split_single_file
 from .text.chat import render_chat
 from .text.stops import StopMatcher
 from .text.tokenizer import StreamDecoder, Tokenizer
@@ -67,9 +68,12 @@ class Model:
         self.gguf = GGUFFile.open(self.path)
         self.arch = self.gguf.arch
         cls = model_class(self.arch)
-        self.weights = load_weights(self.gguf, cpu_device(), use_mmap=use_mmap, repack=repack)
-        self.net = cls(self.gguf, self.weights)
-        self.tokenizer = Tokenizer.from_gguf(self.gguf)
+        text, vision = self.gguf, None
+        if mmproj is None and is_single_file(self.gguf):  # Ollama's layout: the tower is inside
+            text, vision = split_single_file(self.gguf)
+        self.weights = load_weights(text, cpu_device(), use_mmap=use_mmap, repack=repack)
+        self.net = cls(text, self.weights)
+        self.tokenizer = Tokenizer.from_gguf(text)
         self.n_ctx, self.n_batch = n_ctx, min(n_batch, n_ctx)
         self.n_threads = n_threads or default_threads()
         self.backend = Backend(cpu_device(), n_threads=self.n_threads)
@@ -77,6 +81,8 @@ class Model:
         self.images = None
         if mmproj is not None:
             self.images = self._load_images(mmproj)
+        elif vision is not None:
+            self.images = self._load_images(vision)
         kinds = self.net.cache_kinds()
         c = self.net.config
         # an image never splits, so the batch (and a sliding-window ring) must hold one whole
@@ -91,10 +97,12 @@ class Model:
         glue = image_support(self.arch)
         if glue is None:
             raise InvalidArgumentError(f"architecture {self.arch!r} has no image support")
-        path = Path(mmproj)
-        if not path.is_file():
-            raise InvalidArgumentError(f"mmproj file not found: {path}")
-        self.mmproj_gguf = GGUFFile.open(path)
+        if isinstance(mmproj, (str, os.PathLike)):
+            path = Path(mmproj)
+            if not path.is_file():
+                raise InvalidArgumentError(f"mmproj file not found: {path}")
+            mmproj = GGUFFile.open(path)
+        self.mmproj_gguf = mmproj
         return glue(self.mmproj_gguf, load_weights(self.mmproj_gguf, cpu_device()), self.tokenizer)
 
     # ---- text <-> tokens -------------------------------------------------------------
