@@ -90,7 +90,7 @@ def test_logits_with_images_match_transformers(tiny, n_images):
     model, text, mmproj = tiny
     m = ggsight.load(text, mmproj=mmproj, n_ctx=256, n_batch=64)
     prompt = "hello world" + ggsight.IMAGE + " the tiny model" + (ggsight.IMAGE + " and" if n_images == 2 else "")
-    imgs = [image(i) for i in range(n_images)]
+    imgs = [image(0), image(1, w=40, h=70)][:n_images]  # non-native sizes, different from each other
     ids, logits = m.evaluate(prompt, images=imgs)
     img_id = m.images.image_token_id
     # the layout HF's processor writes: \n\n<start_of_image> + 16 soft tokens + <end_of_image>\n\n
@@ -103,6 +103,16 @@ def test_logits_with_images_match_transformers(tiny, n_images):
     print(f"\n{n_images} image(s), {len(ids)} tokens: max err / max |logit| = {err:.2e}")
     assert err < 1e-3
     assert [int(t) for t in logits.argmax(1)] == [int(t) for t in ref.argmax(1)]
+    # greedy 16 tokens: ours vs transformers' generate on the same ids and pixels
+    ours = m.generate(prompt, images=imgs, raw=True, max_tokens=16, temperature=0).tokens
+    ids_t = torch.tensor([ids])
+    pixels = torch.from_numpy(np.concatenate([preprocess(im, Gemma3ImageConfig(image_size=56)) for im in imgs]))
+    with torch.no_grad():
+        out = model.generate(input_ids=ids_t, pixel_values=pixels, token_type_ids=(ids_t == img_id).long(),
+                             max_new_tokens=16, do_sample=False, eos_token_id=None)
+    theirs = out[0, len(ids):].tolist()
+    print(f"greedy 16: ours {ours}\n           hf   {theirs}")
+    assert ours == theirs[:len(ours)] and len(ours) == 16
 
 
 def test_image_wider_than_batch_is_not_split(tiny):
@@ -140,6 +150,19 @@ def test_image_errors(tiny):
         m.generate(ggsight.IMAGE + ggsight.IMAGE, images=[image(1)], raw=True, max_tokens=1)
     with pytest.raises(ValueError, match="not a readable image"):
         m.generate(ggsight.IMAGE, images=[b"not an image"], raw=True, max_tokens=1)
+    with pytest.raises(ValueError, match="not a readable image"):
+        m.generate(ggsight.IMAGE, images=[b"\x89PNG\r\n\x1a\n" + b"\0" * 40], raw=True, max_tokens=1)  # truncated
+
+
+def test_mmproj_of_another_model_is_refused(tiny, tmp_path):
+    model, text, _ = tiny
+    cfg = model.config.to_dict()
+    cfg["text_config"] = dict(cfg["text_config"], hidden_size=32)   # a projector for a 32-wide model
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    state["model.multi_modal_projector.mm_input_projection_weight"] = np.zeros((32, 32), np.float32)
+    other = write_mmproj(tmp_path / "other.gguf", state, cfg)
+    with pytest.raises(ValueError, match="belongs to another model"):
+        ggsight.load(text, mmproj=other, n_ctx=64)
 
 
 def test_ollama_single_file_layout_loads_and_matches(tiny, tmp_path):

@@ -103,7 +103,8 @@ class Model:
                 raise InvalidArgumentError(f"mmproj file not found: {path}")
             mmproj = GGUFFile.open(path)
         self.mmproj_gguf = mmproj
-        return glue(self.mmproj_gguf, load_weights(self.mmproj_gguf, cpu_device()), self.tokenizer)
+        return glue(self.mmproj_gguf, load_weights(self.mmproj_gguf, cpu_device()), self.tokenizer,
+                    n_embd_text=self.net.config.n_embd)
 
     # ---- text <-> tokens -------------------------------------------------------------
     def tokenize(self, text: str, special: bool = True, add_bos: bool | None = None) -> list[int]:

@@ -242,7 +242,8 @@ def add_parser(subparsers) -> None:
     """`ggsight convert HF_DIR OUT.gguf [--outtype f16]`."""
     p = subparsers.add_parser("convert", help="convert a Hugging Face checkpoint directory to GGUF")
     p.add_argument("hf_dir", help="directory with config.json, *.safetensors and the tokenizer")
-    p.add_argument("out", help="output .gguf path")
+    p.add_argument("out", nargs="?", help="output .gguf path (or -o)")
+    p.add_argument("-o", "--output", dest="out_opt", default=None, metavar="OUT.gguf", help="output .gguf path")
     p.add_argument("--outtype", choices=OUTTYPES, default="f16", help="weight type (default f16)")
     p.add_argument("--mmproj", default=None, metavar="MMPROJ.gguf",
                    help="also write the vision projector file (Gemma3ForConditionalGeneration), f32")
@@ -267,6 +268,10 @@ def convert_mmproj(hf_dir: str | Path, out_path: str | Path) -> Path:
 
 
 def _cli_convert(args) -> int:
+    args.out = args.out_opt or args.out
+    if not args.out:
+        print("error: give the output path (-o OUT.gguf)", file=sys.stderr)
+        return 2
     try:
         path = convert_hf(args.hf_dir, args.out, args.outtype, progress=not args.quiet)
         if args.mmproj:

@@ -14,8 +14,12 @@ class Gemma3Images:
 
     marker = "<start_of_image>"
 
-    def __init__(self, mmproj_gguf, weights, tokenizer, **image_options):
+    def __init__(self, mmproj_gguf, weights, tokenizer, n_embd_text: int | None = None, **image_options):
         self.vision = Gemma3Vision(mmproj_gguf, weights)
+        width = self.vision.config.n_embd_text
+        if n_embd_text is not None and width != n_embd_text:
+            raise ValueError(f"{mmproj_gguf.path}: the projector makes {width}-wide embeddings but the text "
+                             f"model is {n_embd_text} wide: this mmproj belongs to another model")
         self.image_config = Gemma3ImageConfig.from_gguf(mmproj_gguf, **image_options)
         self.image_token = "<image_soft_token>"
         self.image_token_id = tokenizer.token_id(self.image_token)
