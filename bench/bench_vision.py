@@ -22,6 +22,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--layers", type=int, default=27)
     ap.add_argument("--no-transformers", action="store_true")
+    ap.add_argument("--no-flash", action="store_true", help="ggsight: f32 attention instead of flash attention")
     args = ap.parse_args()
     import torch
     import transformers
@@ -48,6 +49,7 @@ def main() -> int:
         path = write_mmproj(f"{tmp}/mmproj.gguf", state, model.config.to_dict())
         f = GGUFFile.open(path)
         vision = Gemma3Vision(f, load_weights(f))
+        vision.flash_attn = not args.no_flash
         sched = Scheduler(Backend(n_threads=args.threads))
         t0 = time.perf_counter()
         ours = vision.encode(sched, pixels[0])

@@ -66,6 +66,7 @@ class Gemma3Vision:
         self.post_ln = (w("v.post_ln.weight", (c.n_embd,)), w("v.post_ln.bias", (c.n_embd,)))
         self.soft_emb_norm = w("mm.soft_emb_norm.weight", (c.n_embd,))
         self.proj = w("mm.input_projection.weight", (c.n_embd_text, c.n_embd))  # [n_embd_text, n_embd]
+        self.flash_attn = True
 
     def build(self, ctx: Context, pixels: Tensor) -> Tensor:
         """pixels [size, size, 3, 1] f32 -> image embeddings [n_embd_text, n_tokens]."""
@@ -81,9 +82,11 @@ class Gemma3Vision:
                 q = L["attn_q"][0].mul_mat(cur).add(L["attn_q"][1]).reshape(head_dim, c.n_head, c.n_patches)
                 k = L["attn_k"][0].mul_mat(cur).add(L["attn_k"][1]).reshape(head_dim, c.n_head, c.n_patches)
                 v = L["attn_v"][0].mul_mat(cur).add(L["attn_v"][1]).reshape(head_dim, c.n_head, c.n_patches)
-                # bidirectional over the patches: no mask; f32 path for reference-level accuracy
-                att = attention(q, k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3), None, 1.0 / math.sqrt(head_dim),
-                                flash=False)
+                # bidirectional over the patches: no mask
+                k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)           # [head_dim, n_patches, n_head]
+                if self.flash_attn:  # fused, f16 K/V: far less memory traffic than an f32 n x n matrix
+                    k, v = k.cast(DType.F16), v.cast(DType.F16)
+                att = attention(q, k, v, None, 1.0 / math.sqrt(head_dim), flash=self.flash_attn)
                 x = x.add(L["attn_out"][0].mul_mat(att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
                 cur = _norm(x, *L["ln2"], c.eps)
                 cur = L["ffn_up"][0].mul_mat(cur).add(L["ffn_up"][1]).gelu()
