@@ -85,8 +85,8 @@ def main() -> int:
         lp, lt = bench_llama(args.llama_bench, args.model, args.threads, args.pp, args.tg, args.reps)
         theirs = {f"pp{args.pp}": lp, f"tg{args.tg}": lt}
     print(f"model: {os.path.basename(args.model)}   threads: {args.threads}   reps: {args.reps}")
-    print(f"| test   | ggsight t/s     | llama.cpp t/s | ratio |")
-    print(f"|--------|-----------------|---------------|-------|")
+    print("| test   | ggsight t/s     | llama.cpp t/s | ratio |")
+    print("|--------|-----------------|---------------|-------|")
     for test, value in ours.items():
         other = theirs.get(test)
         ratio = f"{value / other:.2f}x" if other else "-"

@@ -150,6 +150,8 @@ def test_image_errors(tiny):
         m.generate(ggsight.IMAGE + ggsight.IMAGE, images=[image(1)], raw=True, max_tokens=1)
     with pytest.raises(ValueError, match="not a readable image"):
         m.generate(ggsight.IMAGE, images=[b"not an image"], raw=True, max_tokens=1)
+    with pytest.raises(ggsight.InvalidArgumentError, match="image tokens"):
+        m.generate("<image_soft_token>" + ggsight.IMAGE, images=[image(1)], raw=True, max_tokens=1)
     with pytest.raises(ValueError, match="not a readable image"):
         m.generate(ggsight.IMAGE, images=[b"\x89PNG\r\n\x1a\n" + b"\0" * 40], raw=True, max_tokens=1)  # truncated
 

@@ -148,6 +148,9 @@ class Model:
             raise InvalidArgumentError(f"the prompt marks {len(pieces) - 1} image(s) but {len(images)} were given")
         ids = self._prompt_ids(glue.expansion().join(pieces))
         where = np.flatnonzero(np.asarray(ids) == glue.image_token_id)
+        if len(where) != len(images) * glue.n_tokens:  # e.g. image-token text typed into the prompt
+            raise InvalidArgumentError(f"the prompt holds {len(where)} image tokens; {len(images)} image(s) "
+                                       f"need {len(images) * glue.n_tokens}: remove {glue.image_token!r} from the text")
         starts = [int(where[k * glue.n_tokens]) for k in range(len(images))]
         spans = []
         for first, image in zip(starts, images):

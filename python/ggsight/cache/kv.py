@@ -135,7 +135,6 @@ class KVCache:
                        for il, k in enumerate(kinds)]
         self.buffer = Buffer.for_context(self.ctx, device_index)
         self.buffer.clear(0)
-        self.tokens: list = []  # what the cells hold, in position order (for prefix reuse)
 
     @property
     def nbytes(self) -> int:
@@ -144,12 +143,10 @@ class KVCache:
     def clear(self) -> None:
         for t in self.tables.values():
             t.clear()
-        self.tokens = []
 
     def truncate(self, n_keep: int) -> bool:
         """Keep the first n_keep positions; False (and cleared) when a kind cannot."""
         if all(t.truncate(n_keep) for t in self.tables.values()):
-            self.tokens = self.tokens[:n_keep]
             return True
         self.clear()
         return False

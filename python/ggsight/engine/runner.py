@@ -71,7 +71,7 @@ class Runner:
         """
         tokens = list(tokens)
         groups = np.full(len(tokens), -1, dtype=np.int64)
-        for g, (first, emb) in enumerate(images):
+        for first, emb in images:
             groups[first:first + len(emb)] = start + first  # unique per image, stable across chunks
         out, i = [], 0
         while i < len(tokens):
@@ -90,5 +90,4 @@ class Runner:
             if all_logits or last:
                 out.append(logits)
             i = end
-        self.cache.tokens.extend(tokens)
         return np.concatenate(out, axis=0)

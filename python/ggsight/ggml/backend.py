@@ -123,7 +123,8 @@ class Buffer:
 
     def place(self, t: Tensor, offset: int) -> None:
         check(lib.gs_buffer_place(self.ptr, t.ptr, offset), f"place '{t.name}'")
-        t.ctx.buffers.append(self)
+        if not any(b is self for b in t.ctx.buffers):  # the context keeps its data alive
+            t.ctx.buffers.append(self)
 
     @property
     def base_address(self) -> int:

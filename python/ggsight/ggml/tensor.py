@@ -203,9 +203,6 @@ class Tensor:
         return self.read()
 
     # ---- helpers for op wrappers ---------------------------------------------------------
-    def _wrap(self, ptr, what: str, ctx: Context) -> "Tensor":
-        return Tensor(ctx, check_ptr(ptr, what))
-
     def _unary(self, fn, what: str) -> "Tensor":
         ctx = _ctx_for(self)
         return Tensor(ctx, check_ptr(fn(ctx.ptr, self.ptr), what))
@@ -225,17 +222,6 @@ class Tensor:
 
     def __truediv__(self, other: "Tensor") -> "Tensor":
         return self.div(other)
-
-
-def _ptr_or_null(t: Tensor | None):
-    return ffi.NULL if t is None else t.ptr
-
-
-def int64s(values: Iterable[int], n: int = 4, fill: int = 1):
-    vals = list(values)
-    if len(vals) > n:
-        raise InvalidArgumentError(f"at most {n} dimensions, got {len(vals)}")
-    return ffi.new(f"int64_t[{n}]", vals + [fill] * (n - len(vals)))
 
 
 class Graph:
