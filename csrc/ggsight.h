@@ -306,3 +306,13 @@ gs_tensor *gs_pool_1d(gs_context *ctx, gs_tensor *a, int op, int k0, int s0, int
 gs_tensor *gs_pool_2d(gs_context *ctx, gs_tensor *a, int op, int k0, int k1, int s0, int s1,
                       float p0, float p1);
 gs_tensor *gs_interpolate(gs_context *ctx, gs_tensor *a, const int64_t *ne4, uint32_t mode);
+/* ---- ops: ggsight's own CPU kernels (ggml custom ops; they run on the CPU backend) ---- */
+/* 1 when this build and CPU can run the bf16 AMX kernels below (Intel AMX-BF16, OS permission) */
+int gs_amx_bf16_usable(void);
+/* x [K, ...] f32 times a weight of n_out rows packed as bf16 AMX tiles: an i16 tensor of
+   round32(n_out) * round32(K) values (layout: python/ggsight/ggml/tiles.py). -> [n_out, ...] */
+gs_tensor *gs_mul_mat_bf16_tiles(gs_context *ctx, gs_tensor *packed, gs_tensor *x, int64_t n_out);
+/* unmasked attention over all tokens, bf16 products with f32 softmax and accumulation:
+   q, k, v contiguous f32 [head_dim, n_head, n_tokens] -> [head_dim * n_head, n_tokens] */
+gs_tensor *gs_attention_bf16_tiles(gs_context *ctx, gs_tensor *q, gs_tensor *k, gs_tensor *v,
+                                   float scale);

@@ -35,6 +35,7 @@ class Context:
         self.max_tensors = max_tensors
         self.frozen = frozen
         self.buffers: list = []  # backend memory that holds this context's tensor data
+        self.refs: list = []     # other objects whose memory this context's graph reads
 
     def __enter__(self) -> "Context":
         _active_stack().append(self)

@@ -48,16 +48,20 @@ def _is_lookup_table(name: str) -> bool:
 
 def _split_repackable(infos: list[TensorInfo], dev: Device) -> tuple[list[TensorInfo], list[TensorInfo], int]:
     """Weights that ggml's CPU repacking (interleaved quant blocks) can speed up, and the rest."""
+    # ggml's "AMX" buffer type is skipped: its int8 tile kernels crash (SIGILL / SIGSEGV in
+    # tinygemm_kernel_amx) on Sapphire Rapids here, in llama.cpp too; the interleaved
+    # "CPU_REPACK" layouts are what llama.cpp users get elsewhere.
     extras = extra_buffer_types(dev.index)
-    if dev.type != "cpu" or not extras:
+    if dev.type != "cpu" or "CPU_REPACK" not in extras:
         return [], infos, -1
+    extra = extras.index("CPU_REPACK")
     probe = Context(len(infos) + 1, frozen=True)
     repack, plain = [], []
     for info in infos:
         ok = (len(info.shape) >= 2 and not _is_lookup_table(info.name)
-              and extra_supports_matmul(dev.index, 0, probe.new_tensor(info.shape, info.dtype)))
+              and extra_supports_matmul(dev.index, extra, probe.new_tensor(info.shape, info.dtype)))
         (repack if ok else plain).append(info)
-    return repack, plain, 0
+    return repack, plain, extra
 
 
 def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: Iterable[str] | None = None,

@@ -40,9 +40,20 @@ def vision_tensor_name(hf_name: str) -> str | None:
     return None
 
 
-def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict) -> str:
-    """`tensors`: HF names -> float arrays; `config`: HF Gemma3Config as a dict."""
+# kept f32 whatever the outtype: the conv kernel and the added position table are small, and
+# ggml's CPU im2col/add paths take them in f32 without conversion
+_KEEP_F32 = {"v.patch_embd.weight", "v.position_embd.weight"}
+
+
+def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict, outtype: str = "f32") -> str:
+    """`tensors`: HF names -> float arrays; `config`: HF Gemma3Config as a dict.
+
+    outtype: "f32", "f16" or "bf16" for the 2-D matrices of the tower and projector (norms,
+    biases, the patch kernel and position table stay f32), as llama.cpp's converter does."""
     import gguf
+    from .convert import _encode, _out_type
+    if outtype not in ("f32", "f16", "bf16"):
+        raise ValueError(f"mmproj outtype {outtype!r}: expected f32, f16 or bf16")
     vc = config["vision_config"]
     tc = config.get("text_config", {})
     w = gguf.GGUFWriter(str(path), "clip")
@@ -67,7 +78,9 @@ def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict) -> str:
         data = np.asarray(data, dtype=np.float32)
         if name == "mm.soft_emb_norm.weight":
             data = data + 1.0  # Gemma's RMSNorm scales by (1 + weight); GGUF stores the sum
-        w.add_tensor(name, np.ascontiguousarray(data))
+        qtype = _out_type(name, data.shape, "f32" if name in _KEEP_F32 else outtype)
+        encoded = _encode(data, qtype)
+        w.add_tensor(name, encoded, raw_dtype=qtype)
         written += 1
     if not written:
         raise ValueError("no Gemma 3 vision tensors found (expected vision_tower.* / multi_modal_projector.*)")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ...ggml import Context, DType, Tensor
 from ...nn import WeightBinder, attention, rms_norm
+from ...nn.tiles import TileKernels
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,10 @@ def _norm(x: Tensor, w: Tensor, b: Tensor, eps: float) -> Tensor:
 
 
 class Gemma3Vision:
-    def __init__(self, gguf, weights):
+    """bf16_tiles: run the tower's matmuls and attention on the CPU's bf16 tile units (AMX);
+    None = when the mmproj's matrices are bf16 and the CPU has them."""
+
+    def __init__(self, gguf, weights, bf16_tiles: bool | None = None):
         self.config = c = Gemma3VisionConfig.from_gguf(gguf)
         w = self.binder = WeightBinder(weights)
         self.patch_w = w("v.patch_embd.weight", (c.patch_size, c.patch_size, 3, c.n_embd))
@@ -67,6 +71,8 @@ class Gemma3Vision:
         self.soft_emb_norm = w("mm.soft_emb_norm.weight", (c.n_embd,))
         self.proj = w("mm.input_projection.weight", (c.n_embd_text, c.n_embd))  # [n_embd_text, n_embd]
         self.flash_attn = True
+        matrices = [L[n][0] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")]
+        self.kernels = TileKernels(matrices, bf16_tiles)
 
     def build(self, ctx: Context, pixels: Tensor) -> Tensor:
         """pixels [size, size, 3, 1] f32 -> image embeddings [n_embd_text, n_tokens]."""
@@ -77,20 +83,17 @@ class Gemma3Vision:
             x = x.reshape(c.n_patches, c.n_embd).transpose().cont()               # [n_embd, n_patches]
             x = x.add(self.patch_b).add(self.pos).named("v_inp")
             head_dim = c.n_embd // c.n_head
+            mm = self.kernels.mul_mat
             for il, L in enumerate(self.layers):
                 cur = _norm(x, *L["ln1"], c.eps)
-                q = L["attn_q"][0].mul_mat(cur).add(L["attn_q"][1]).reshape(head_dim, c.n_head, c.n_patches)
-                k = L["attn_k"][0].mul_mat(cur).add(L["attn_k"][1]).reshape(head_dim, c.n_head, c.n_patches)
-                v = L["attn_v"][0].mul_mat(cur).add(L["attn_v"][1]).reshape(head_dim, c.n_head, c.n_patches)
-                # bidirectional over the patches: no mask
-                k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)           # [head_dim, n_patches, n_head]
-                if self.flash_attn:  # fused, f16 K/V: far less memory traffic than an f32 n x n matrix
-                    k, v = k.cast(DType.F16), v.cast(DType.F16)
-                att = attention(q, k, v, None, 1.0 / math.sqrt(head_dim), flash=self.flash_attn)
-                x = x.add(L["attn_out"][0].mul_mat(att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
+                q = mm(L["attn_q"][0], cur).add(L["attn_q"][1]).reshape(head_dim, c.n_head, c.n_patches)
+                k = mm(L["attn_k"][0], cur).add(L["attn_k"][1]).reshape(head_dim, c.n_head, c.n_patches)
+                v = mm(L["attn_v"][0], cur).add(L["attn_v"][1]).reshape(head_dim, c.n_head, c.n_patches)
+                att = self._attention(q, k, v, 1.0 / math.sqrt(head_dim))  # [n_embd, n_patches]
+                x = x.add(mm(L["attn_out"][0], att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
                 cur = _norm(x, *L["ln2"], c.eps)
-                cur = L["ffn_up"][0].mul_mat(cur).add(L["ffn_up"][1]).gelu()
-                cur = L["ffn_down"][0].mul_mat(cur).add(L["ffn_down"][1])
+                cur = mm(L["ffn_up"][0], cur).add(L["ffn_up"][1]).gelu()
+                cur = mm(L["ffn_down"][0], cur).add(L["ffn_down"][1])
                 x = x.add(cur).named(f"v_out-{il}")
             x = _norm(x, *self.post_ln, c.eps).named("v_post_ln")                 # [n_embd, n_patches]
             # average-pool side x side patches down to (side / pool)^2 tokens
@@ -101,6 +104,16 @@ class Gemma3Vision:
             # llama.cpp's files keep HF's [n_embd, n_embd_text] matrix as is: transpose it here
             proj = self.proj.transpose().cont()                                    # [n_embd, n_embd_text]
             return proj.mul_mat(x).named("mm_out")                                 # [n_embd_text, n_tokens]
+
+    def _attention(self, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+        """Bidirectional over the patches (no mask); q, k, v [head_dim, n_head, n_patches]."""
+        tiled = self.kernels.attention(q, k, v, scale)
+        if tiled is not None:
+            return tiled
+        k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)                     # [head_dim, n_patches, n_head]
+        if self.flash_attn:  # fused, f16 K/V: far less memory traffic than an f32 n x n matrix
+            k, v = k.cast(DType.F16), v.cast(DType.F16)
+        return attention(q, k, v, None, scale, flash=self.flash_attn)
 
     def encode(self, sched, pixels) -> "object":
         """numpy [3, size, size] -> numpy [n_tokens, n_embd_text]."""
