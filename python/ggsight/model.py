@@ -43,21 +43,26 @@ def default_model_path() -> Path:
 
 def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: int = 512,
          n_threads: int | None = None, kv_type: str = "f16", use_mmap: bool = True, repack: bool = False,
-         mmproj: str | os.PathLike | None = None) -> "Model":
+         mmproj: str | os.PathLike | None = None, image_options: dict | None = None) -> "Model":
     """Load a GGUF model (None: the embedded default model).
+
+    image_options: the model's image preprocessing settings, e.g. {"pan_and_scan": True}
+    (Gemma 3: the original image plus up to 4 crops of a wide or tall one, as HF does).
 
     repack=True copies matmul weights into ggml's repacked CPU layouts, as llama.cpp does by
     default; measured on this project's 2-core AVX2 machine it was not faster (see bench/),
     so weights stay mapped from the file unless asked.
     """
     return Model(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap,
-                 repack=repack, mmproj=mmproj)
+                 repack=repack, mmproj=mmproj, image_options=image_options)
 
 
 class Model:
     def __init__(self, path=None, *, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
-                 kv_type: str = "f16", use_mmap: bool = True, repack: bool = False, mmproj=None):
+                 kv_type: str = "f16", use_mmap: bool = True, repack: bool = False, mmproj=None,
+                 image_options: dict | None = None):
         t0 = time.perf_counter_ns()
+        self.image_options = dict(image_options or {})
         self.path = Path(path) if path is not None else default_model_path()
         if not self.path.is_file():
             raise InvalidArgumentError(f"model file not found: {self.path}")
@@ -104,7 +109,7 @@ class Model:
             mmproj = GGUFFile.open(path)
         self.mmproj_gguf = mmproj
         return glue(self.mmproj_gguf, load_weights(self.mmproj_gguf, cpu_device()), self.tokenizer,
-                    n_embd_text=self.net.config.n_embd)
+                    n_embd_text=self.net.config.n_embd, **self.image_options)
 
     # ---- text <-> tokens -------------------------------------------------------------
     def tokenize(self, text: str, special: bool = True, add_bos: bool | None = None) -> list[int]:
@@ -146,15 +151,17 @@ class Model:
         pieces = text.split(glue.marker)
         if len(pieces) - 1 != len(images):
             raise InvalidArgumentError(f"the prompt marks {len(pieces) - 1} image(s) but {len(images)} were given")
-        ids = self._prompt_ids(glue.expansion().join(pieces))
+        views = [glue.pixels(image) for image in images]  # an image and its crops, if any
+        ids = self._prompt_ids(pieces[0] + "".join(glue.expansion(len(v)) + piece
+                                                   for v, piece in zip(views, pieces[1:])))
+        n_views = sum(len(v) for v in views)
         where = np.flatnonzero(np.asarray(ids) == glue.image_token_id)
-        if len(where) != len(images) * glue.n_tokens:  # e.g. image-token text typed into the prompt
+        if len(where) != n_views * glue.n_tokens:  # e.g. image-token text typed into the prompt
             raise InvalidArgumentError(f"the prompt holds {len(where)} image tokens; {len(images)} image(s) "
-                                       f"need {len(images) * glue.n_tokens}: remove {glue.image_token!r} from the text")
-        starts = [int(where[k * glue.n_tokens]) for k in range(len(images))]
+                                       f"need {n_views * glue.n_tokens}: remove {glue.image_token!r} from the text")
+        starts = [int(where[k * glue.n_tokens]) for k in range(n_views)]
         spans = []
-        for first, image in zip(starts, images):
-            pixels = glue.pixels(image)
+        for first, pixels in zip(starts, (p for v in views for p in v)):
             key = hashlib.sha256(pixels.tobytes()).hexdigest()
             if key not in self._embeddings:
                 self._embeddings[key] = glue.embed(self.sched, pixels)

@@ -251,8 +251,12 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=_cli_convert)
 
 
-def convert_mmproj(hf_dir: str | Path, out_path: str | Path) -> Path:
-    """The vision tower + projector of a Gemma 3 checkpoint as an mmproj GGUF (llama.cpp's names)."""
+def convert_mmproj(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32") -> Path:
+    """The vision tower + projector of a Gemma 3 checkpoint as an mmproj GGUF (llama.cpp's names).
+
+    outtype f32, f16 or bf16 for the matrices (q8_0 writes f16: the tower stays unquantized).
+    A bf16 mmproj keeps a bf16 checkpoint's values exactly and runs on AMX tiles where the CPU
+    has them."""
     from .mmproj_gemma3 import vision_tensor_name, write_mmproj
     hf_dir = Path(hf_dir)
     config = _read_json(hf_dir / "config.json")
@@ -264,7 +268,8 @@ def convert_mmproj(hf_dir: str | Path, out_path: str | Path) -> Path:
     for key, default in (("image_size", 896), ("patch_size", 14), ("hidden_size", 1152),
                          ("intermediate_size", 4304), ("num_hidden_layers", 27), ("num_attention_heads", 16)):
         vc.setdefault(key, default)  # Hub configs leave SigLIP's defaults out
-    return Path(write_mmproj(out_path, tensors, dict(config, vision_config=vc)))
+    return Path(write_mmproj(out_path, tensors, dict(config, vision_config=vc),
+                             outtype="f16" if outtype == "q8_0" else outtype))
 
 
 def _cli_convert(args) -> int:
@@ -275,7 +280,7 @@ def _cli_convert(args) -> int:
     try:
         path = convert_hf(args.hf_dir, args.out, args.outtype, progress=not args.quiet)
         if args.mmproj:
-            print(convert_mmproj(args.hf_dir, args.mmproj))
+            print(convert_mmproj(args.hf_dir, args.mmproj, args.outtype))
     except ConvertError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -103,7 +103,10 @@ class Gemma3Hparams:
             rope_linear_factor=factor, sliding_window=int(hp["sliding_window"]),
             swa_pattern=_swa_pattern(hp, n_layer, where),
             query_pre_attn_scalar=float(hp["query_pre_attn_scalar"]),
-            final_logit_softcap=hp.get("final_logit_softcapping"), tied=bool(tied))
+            # transformers applies the softcap in Gemma3ForCausalLM only; its ConditionalGeneration
+            # head ignores the text config's value (released checkpoints set none either way)
+            final_logit_softcap=hp.get("final_logit_softcapping") if arch == "Gemma3ForCausalLM" else None,
+            tied=bool(tied))
 
 
 def _rope(hp: dict, where: str) -> tuple[float, float, float]:

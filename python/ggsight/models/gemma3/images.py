@@ -1,6 +1,8 @@
 """How Gemma 3 puts images into a prompt, for the engine: marker, expansion, embeddings."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .processor import Gemma3ImageConfig, preprocess
@@ -10,7 +12,8 @@ from .vision import Gemma3Vision
 class Gemma3Images:
     """The mmproj tower plus the prompt layout HF's Gemma3Processor writes:
     each `<start_of_image>` becomes "\\n\\n<start_of_image>" + N x <image_soft_token> +
-    "<end_of_image>\\n\\n"; the N tokens attend to each other in both directions."""
+    "<end_of_image>\\n\\n"; the N tokens attend to each other in both directions.
+    image_options: Gemma3ImageConfig fields, e.g. pan_and_scan=True."""
 
     marker = "<start_of_image>"
 
@@ -20,6 +23,10 @@ class Gemma3Images:
         if n_embd_text is not None and width != n_embd_text:
             raise ValueError(f"{mmproj_gguf.path}: the projector makes {width}-wide embeddings but the text "
                              f"model is {n_embd_text} wide: this mmproj belongs to another model")
+        known = {f.name for f in dataclasses.fields(Gemma3ImageConfig)}
+        unknown = sorted(set(image_options) - known)
+        if unknown:
+            raise ValueError(f"image_options {unknown} unknown to Gemma 3; it takes {', '.join(sorted(known))}")
         self.image_config = Gemma3ImageConfig.from_gguf(mmproj_gguf, **image_options)
         self.image_token = "<image_soft_token>"
         self.image_token_id = tokenizer.token_id(self.image_token)
@@ -28,11 +35,18 @@ class Gemma3Images:
                 raise ValueError(f"the text model's vocabulary has no {name} token: not a Gemma 3 vision model")
         self.n_tokens = self.vision.config.n_tokens
 
-    def expansion(self) -> str:
-        return f"\n\n{self.marker}{self.image_token * self.n_tokens}<end_of_image>\n\n"
+    def expansion(self, n_views: int = 1) -> str:
+        """The text one image becomes; with pan-and-scan crops (n_views > 1), HF's sentence
+        around the original and its crops."""
+        one = f"\n\n{self.marker}{self.image_token * self.n_tokens}<end_of_image>\n\n"
+        if n_views == 1:
+            return one
+        return (f"Here is the original image {one} and here are some crops to help you see better "
+                + " ".join([one] * (n_views - 1)))
 
     def pixels(self, image) -> np.ndarray:
-        return preprocess(image, self.image_config)[0]  # pan-and-scan crops: a later option
+        """[n_views, 3, size, size]: the image, then its pan-and-scan crops when enabled."""
+        return preprocess(image, self.image_config)
 
     def embed(self, sched, pixels: np.ndarray) -> np.ndarray:
         """[3, size, size] -> [n_tokens, n_embd_text]"""

@@ -76,7 +76,10 @@ class Gemma3Text:
             k = k.rope(inp.positions, c.head_dim, ROPE_NEOX, freq_base=base, freq_scale=scale).named(f"k_rope-{il}")
 
             k_all, v_all = cache.layers[il].store(k, v, inp.cells[kind], inp.n_view[kind])
-            attn = attention(q, k_all, v_all, inp.masks[kind], c.attn_scale, flash=self.flash_attn).named(f"attn-{il}")
+            # scaled before attention, as llama.cpp does: the CPU's flash attention rounds q to
+            # f16 for its dot products, so where the scale is applied shows in the logits
+            q = q.scale(c.attn_scale)
+            attn = attention(q, k_all, v_all, inp.masks[kind], 1.0, flash=self.flash_attn).named(f"attn-{il}")
             cur = L.wo.mul_mat(attn)
             cur = rms_norm(cur, L.post_attn_norm, c.norm_eps).named(f"attn_post_norm-{il}")
             x = cur.add(x).named(f"attn_residual-{il}")                        # [n_embd, n_tokens]
