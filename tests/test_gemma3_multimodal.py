@@ -18,46 +18,14 @@ from ggsight.ggml import GGUFFile  # noqa: E402
 from ggsight.store.convert import convert_hf, convert_mmproj  # noqa: E402
 from ggsight.store.mmproj_gemma3 import write_mmproj  # noqa: E402
 
-from make_tiny_hf_gemma3 import CHAT_TEMPLATE, tiny_tokenizer_json  # noqa: E402
-
-IMAGE_SPECIALS = ["<start_of_image>", "<end_of_image>", "<image_soft_token>"]
+from make_conformance_gemma3 import build_hf  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
+    """The conformance fixtures' tiny model (every structural feature on), converted afresh."""
     out = tmp_path_factory.mktemp("tiny-gemma3-vl")
-    tj = tiny_tokenizer_json()
-    vocab = tj["model"]["vocab"]
-    for t in IMAGE_SPECIALS:
-        vocab[t] = len(vocab)
-        tj["added_tokens"].append({"id": vocab[t], "content": t, "single_word": False, "lstrip": False,
-                                   "rstrip": False, "normalized": False, "special": True})
-    cfg = transformers.Gemma3Config(
-        text_config=dict(vocab_size=len(vocab), hidden_size=64, intermediate_size=96, num_hidden_layers=6,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
-                         sliding_window_pattern=6, query_pre_attn_scalar=24, rms_norm_eps=1e-6,
-                         max_position_embeddings=512),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=56, patch_size=7),
-        mm_tokens_per_image=16, boi_token_index=vocab["<start_of_image>"],
-        eoi_token_index=vocab["<end_of_image>"], image_token_index=vocab["<image_soft_token>"],
-        bos_token_id=2, eos_token_id=1, pad_token_id=0)
-    cfg.text_config._attn_implementation = "eager"
-    torch.manual_seed(0)
-    model = transformers.Gemma3ForConditionalGeneration(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(0.3 * torch.randn_like(p))
-            elif "embed_tokens" in name:
-                p.copy_(0.1 * torch.randn_like(p))
-            else:
-                p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
-    model.save_pretrained(out, safe_serialization=True)
-    (out / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
-    (out / "tokenizer_config.json").write_text(json.dumps({
-        "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>",
-        "add_bos_token": True, "chat_template": CHAT_TEMPLATE}), encoding="utf-8")
+    model, _ = build_hf(out)
     text = convert_hf(out, out / "text.gguf", outtype="f32", progress=False)
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     mmproj = write_mmproj(out / "mmproj.gguf", state, model.config.to_dict())
@@ -160,9 +128,9 @@ def test_image_errors(tiny):
 def test_mmproj_of_another_model_is_refused(tiny, tmp_path):
     model, text, _ = tiny
     cfg = model.config.to_dict()
-    cfg["text_config"] = dict(cfg["text_config"], hidden_size=32)   # a projector for a 32-wide model
+    cfg["text_config"] = dict(cfg["text_config"], hidden_size=48)   # a projector for a 48-wide model
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    state["model.multi_modal_projector.mm_input_projection_weight"] = np.zeros((32, 32), np.float32)
+    state["model.multi_modal_projector.mm_input_projection_weight"] = np.zeros((32, 48), np.float32)
     other = write_mmproj(tmp_path / "other.gguf", state, cfg)
     with pytest.raises(ValueError, match="belongs to another model"):
         ggsight.load(text, mmproj=other, n_ctx=64)
@@ -218,7 +186,7 @@ def test_pan_and_scan_crops_match_transformers(tiny):
     crops' pixels from HF's own processor, logits equal."""
     from types import SimpleNamespace
     model, text, mmproj = tiny
-    m = ggsight.load(text, mmproj=mmproj, n_ctx=512, n_batch=64, image_options={"pan_and_scan": True})
+    m = ggsight.load(text, mmproj=mmproj, n_ctx=512, n_batch=64, kv_type="f32", image_options={"pan_and_scan": True})
     img = image(8, w=1200, h=400)
     ids, logits = m.evaluate("hello" + ggsight.IMAGE + " world", images=[img])
     hf_proc = transformers.Gemma3ImageProcessorPil(size={"height": 56, "width": 56}, image_mean=[0.5] * 3,
