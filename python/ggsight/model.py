@@ -10,6 +10,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .cache import KVCache
+from .engine.positions import mrope_positions, text_positions
 from .engine.responses import ChatResponse, GenerateResponse
 from .engine.runner import Runner
 from .engine.sampler import Sampler, SamplingParams
@@ -91,10 +92,12 @@ class Model:
         kinds = self.net.cache_kinds()
         c = self.net.config
         # an image never splits, so the batch (and a sliding-window ring) must hold one whole
-        cache_batch = max(self.n_batch, self.images.n_tokens if self.images else 0)
+        cache_batch = max(self.n_batch, self.images.largest_group if self.images else 0)
         self.cache = KVCache(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, cache_batch, KV_TYPES[kv_type])
         self._keys: list = []          # what the cache holds: token ids, (id, image hash) for image tokens
         self._embeddings: dict = {}    # image hash -> embeddings (the full cache is a later issue)
+        self._grids: dict = {}         # image hash -> (rows, cols) of its tokens (M-RoPE models)
+        self._rope_offset = 0          # M-RoPE: position minus sequence index after the cached prompt
         self.runner = Runner(self.net, self.cache, self.sched, self.n_batch)
         self.load_duration = time.perf_counter_ns() - t0
 
@@ -152,21 +155,34 @@ class Model:
         if len(pieces) - 1 != len(images):
             raise InvalidArgumentError(f"the prompt marks {len(pieces) - 1} image(s) but {len(images)} were given")
         views = [glue.pixels(image) for image in images]  # an image and its crops, if any
-        ids = self._prompt_ids(pieces[0] + "".join(glue.expansion(len(v)) + piece
-                                                   for v, piece in zip(views, pieces[1:])))
-        n_views = sum(len(v) for v in views)
+        ids = self._prompt_ids(pieces[0] + "".join(glue.layout(v) + piece for v, piece in zip(views, pieces[1:])))
+        flat = [p for v in views for p in v]
+        counts = [glue.tokens_of(p) for p in flat]
         where = np.flatnonzero(np.asarray(ids) == glue.image_token_id)
-        if len(where) != n_views * glue.n_tokens:  # e.g. image-token text typed into the prompt
+        if len(where) != sum(counts):  # e.g. image-token text typed into the prompt
             raise InvalidArgumentError(f"the prompt holds {len(where)} image tokens; {len(images)} image(s) "
-                                       f"need {n_views * glue.n_tokens}: remove {glue.image_token!r} from the text")
-        starts = [int(where[k * glue.n_tokens]) for k in range(n_views)]
+                                       f"need {sum(counts)}: remove {glue.image_token!r} from the text")
+        starts = [int(where[k]) for k in np.cumsum([0] + counts[:-1])]
         spans = []
-        for first, pixels in zip(starts, (p for v in views for p in v)):
-            key = hashlib.sha256(pixels.tobytes()).hexdigest()
+        for first, pixels in zip(starts, flat):
+            key = hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
             if key not in self._embeddings:
                 self._embeddings[key] = glue.embed(self.sched, pixels)
+                self._grids[key] = glue.grid(pixels)
             spans.append((first, self._embeddings[key], key))
         return ids, spans
+
+    def _rope_positions(self, ids, spans) -> np.ndarray | None:
+        """[4, len(ids)] M-RoPE positions of a whole prompt (None for 1-D rope models); the
+        sequence's offset for what comes after it is kept with the cache."""
+        if getattr(self.net, "rope_sections", None) is None:
+            return None
+        pos, self._rope_offset = mrope_positions(len(ids), [(f, *self._grids[k]) for f, _, k in spans])
+        return pos
+
+    @property
+    def _bidirectional_images(self) -> bool:
+        return bool(self.images and self.images.bidirectional)
 
     def evaluate(self, prompt, images=None) -> tuple[list[int], np.ndarray]:
         """Token ids and logits for every position, [n_tokens, n_vocab] float32 (no cache reuse).
@@ -175,7 +191,9 @@ class Model:
         ids, spans = self._prompt(prompt, images)
         self.cache.clear()
         self._keys = []
-        logits = self.runner.evaluate(ids, 0, all_logits=True, images=[(f, e) for f, e, _ in spans])
+        logits = self.runner.evaluate(ids, 0, all_logits=True, images=[(f, e) for f, e, _ in spans],
+                                      bidirectional=self._bidirectional_images,
+                                      rope_positions=self._rope_positions(ids, spans))
         self._keys = self._cache_keys(ids, spans)
         return ids, logits
 
@@ -194,8 +212,8 @@ class Model:
         n = 0
         while n < min(len(cached), len(ids) - 1) and cached[n] == keys[n]:
             n += 1
-        # never resume inside an image: its tokens are evaluated together
-        for first, emb, _ in spans:
+        # never resume inside an image whose tokens must be evaluated together
+        for first, emb, _ in spans if self._bidirectional_images else ():
             if first < n < first + len(emb):
                 n = first
         if n < len(cached) and not self.cache.truncate(n):
@@ -203,9 +221,11 @@ class Model:
         if n == 0:
             self.cache.clear()
         self.last_reused = n
-        rest = [(f - n, e) for f, e, _ in spans if f >= n]
+        rest = [(max(f - n, 0), e[max(0, n - f):]) for f, e, _ in spans if f + len(e) > n]
         self._keys = []
-        logits = self.runner.evaluate(ids[n:], n, images=rest)[-1]
+        rope = self._rope_positions(ids, spans)
+        logits = self.runner.evaluate(ids[n:], n, images=rest, bidirectional=self._bidirectional_images,
+                                      rope_positions=None if rope is None else rope[:, n:])[-1]
         self._keys = keys
         return logits
 
@@ -236,7 +256,10 @@ class Model:
                 done_reason = "stop"
                 break
             if len(out_tokens) < budget:
-                logits = self.runner.evaluate([token], len(history) - 1)[-1]
+                index = len(history) - 1
+                rope = None if getattr(self.net, "rope_sections", None) is None else \
+                    text_positions(index, 1, self._rope_offset)
+                logits = self.runner.evaluate([token], index, rope_positions=rope)[-1]
                 self._keys.append(token)
         if not hit_stop_string:
             tail, _ = matcher.push(stream.flush())

@@ -20,6 +20,7 @@ class BatchPlan:
     image_rows: np.ndarray | None = None         # [n_rows, n_embd] f32 embeddings of image tokens
     embd_index: np.ndarray | None = None         # [n_tokens] int32: token i takes row i (text) or
                                                  # n_tokens + j (image row j)
+    rope_positions: np.ndarray | None = None     # [4, n_tokens] int32 for M-RoPE models; None: 1-D
 
     @property
     def n_tokens(self) -> int:
@@ -28,17 +29,21 @@ class BatchPlan:
     def shape_key(self) -> tuple:
         """Batches with equal keys can run the same graph with new input data."""
         n_img = 0 if self.image_rows is None else len(self.image_rows)
-        return (self.n_tokens, len(self.outputs), n_img) + tuple(
+        return (self.n_tokens, len(self.outputs), n_img, self.rope_positions is not None) + tuple(
             (k.name, k.window, m.shape[1]) for k, m in self.masks.items())
 
 
-def plan_batch(cache: KVCache, tokens, positions, outputs, groups=None, images=()) -> BatchPlan:
+def plan_batch(cache: KVCache, tokens, positions, outputs, groups=None, images=(), rope_positions=None) -> BatchPlan:
     """Claim cache cells for the batch and build each kind's mask.
 
+    `positions` are places in the sequence (they choose cells and causality); `rope_positions`
+    ([4, n_tokens], M-RoPE models only) are what the rotary embedding sees.
     `groups`: per token, the id of the bidirectional group it belongs to (-1: causal).
     `images`: (first token index, [n, n_embd] embeddings) pairs replacing token embeddings.
     """
     plan = BatchPlan(np.asarray(tokens, np.int32), np.asarray(positions, np.int32), np.asarray(outputs, np.int32))
+    if rope_positions is not None:
+        plan.rope_positions = np.ascontiguousarray(rope_positions, np.int32).reshape(4, plan.n_tokens)
     pos64 = plan.positions.astype(np.int64)
     groups = None if groups is None else np.asarray(groups, np.int64)
     for kind, table in cache.tables.items():
@@ -71,7 +76,9 @@ class BatchInputs:
         self.cells: dict[CacheKind, Tensor] = {}
         self.masks: dict[CacheKind, Tensor] = {}
         self.n_view: dict[CacheKind, int] = {}
-        self.image_rows = self.embd_index = None
+        self.image_rows = self.embd_index = self.rope_positions = None
+        if plan.rope_positions is not None:  # 4 streams back to back, as ggml's rope_multi reads them
+            self.rope_positions = ctx.input("inp_rope_pos", (4 * n,), DType.I32)
         if plan.image_rows is not None:
             self.image_rows = ctx.input("inp_img_embd", plan.image_rows.shape[::-1], DType.F32)
             self.embd_index = ctx.input("inp_embd_index", (n,), DType.I32)
@@ -86,6 +93,8 @@ class BatchInputs:
             pairs += [(self.cells[kind], plan.cells[kind]), (self.masks[kind], plan.masks[kind])]
         if self.image_rows is not None:
             pairs += [(self.image_rows, plan.image_rows), (self.embd_index, plan.embd_index)]
+        if self.rope_positions is not None:
+            pairs.append((self.rope_positions, plan.rope_positions.reshape(-1)))
         if self._used is None:
             # A graph may not use every input (all rows wanted, a kind with no layer): skip
             # those. Allocation does not change while a graph is reused, so ask once.

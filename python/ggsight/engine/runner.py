@@ -40,10 +40,10 @@ class Runner:
         self.step_seconds = 0.0     # whole decode() calls: compute + Python around it
 
     def decode(self, tokens: Sequence[int], positions: Sequence[int], outputs: Sequence[int],
-               groups=None, images=()) -> np.ndarray:
+               groups=None, images=(), rope_positions=None) -> np.ndarray:
         """One micro-batch; returns logits [len(outputs), n_vocab] (float32)."""
         t_step = time.perf_counter()
-        plan = plan_batch(self.cache, tokens, positions, outputs, groups, images)
+        plan = plan_batch(self.cache, tokens, positions, outputs, groups, images, rope_positions)
         key = plan.shape_key()
         if key != self._last_key:
             t0 = time.perf_counter()
@@ -63,15 +63,18 @@ class Runner:
         return logits
 
     def evaluate(self, tokens: Sequence[int], start: int, all_logits: bool = False,
-                 images: Sequence[tuple[int, np.ndarray]] = ()) -> np.ndarray:
+                 images: Sequence[tuple[int, np.ndarray]] = (), bidirectional: bool = True,
+                 rope_positions: np.ndarray | None = None) -> np.ndarray:
         """Feed tokens at positions start.. in chunks of n_batch; logits of the last (or every) token.
 
-        `images`: (index in `tokens`, embeddings [n, n_embd]) for runs of image tokens. Each run
-        is one bidirectional group and never splits: a chunk grows to hold it whole.
+        `images`: (index in `tokens`, embeddings [n, n_embd]) for runs of image tokens. With
+        `bidirectional`, each run is one group that attends to itself in both directions and
+        never splits: a chunk grows to hold it whole. Otherwise image tokens are causal and a
+        run may split at any token. `rope_positions`: [4, len(tokens)] for M-RoPE models.
         """
         tokens = list(tokens)
         groups = np.full(len(tokens), -1, dtype=np.int64)
-        for first, emb in images:
+        for first, emb in images if bidirectional else ():
             groups[first:first + len(emb)] = start + first  # unique per image, stable across chunks
         out, i = [], 0
         while i < len(tokens):
@@ -85,8 +88,13 @@ class Runner:
             pos = np.arange(start + i, start + end)
             last = end == len(tokens)
             wanted = list(range(len(chunk))) if all_logits else [len(chunk) - 1]
-            chunk_images = [(f - i, e) for f, e in images if i <= f < end]
-            logits = self.decode(chunk, pos, wanted, groups[i:end], chunk_images)
+            chunk_images = []   # the rows of each image that fall in this chunk
+            for f, e in images:
+                lo, hi = max(f, i), min(f + len(e), end)
+                if lo < hi:
+                    chunk_images.append((lo - i, e[lo - f:hi - f]))
+            rope = None if rope_positions is None else rope_positions[:, i:end]
+            logits = self.decode(chunk, pos, wanted, groups[i:end], chunk_images, rope)
             if all_logits or last:
                 out.append(logits)
             i = end

@@ -16,6 +16,7 @@ class Gemma3Images:
     image_options: Gemma3ImageConfig fields, e.g. pan_and_scan=True."""
 
     marker = "<start_of_image>"
+    bidirectional = True   # an image's tokens see each other: never split across batches
 
     def __init__(self, mmproj_gguf, weights, tokenizer, n_embd_text: int | None = None, **image_options):
         self.vision = Gemma3Vision(mmproj_gguf, weights)
@@ -43,6 +44,20 @@ class Gemma3Images:
             return one
         return (f"Here is the original image {one} and here are some crops to help you see better "
                 + " ".join([one] * (n_views - 1)))
+
+    def layout(self, views) -> str:
+        return self.expansion(len(views))
+
+    def tokens_of(self, view) -> int:
+        return self.n_tokens
+
+    @property
+    def largest_group(self) -> int:
+        """Tokens that must share one batch."""
+        return self.n_tokens
+
+    def grid(self, view) -> None:
+        return None   # 1-D positions: no token grid
 
     def pixels(self, image) -> np.ndarray:
         """[n_views, 3, size, size]: the image, then its pan-and-scan crops when enabled."""
