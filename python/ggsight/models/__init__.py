@@ -8,6 +8,7 @@ from ..errors import UnsupportedError
 # architecture name in GGUF -> module implementing it (imported on first use)
 _MODULES = {
     "gemma3": "ggsight.models.gemma3",
+    "qwen2vl": "ggsight.models.qwen25vl",
 }
 
 

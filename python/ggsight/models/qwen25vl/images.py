@@ -1,0 +1,63 @@
+"""How Qwen2.5-VL puts images into a prompt, for the engine: marker, layout, embeddings."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .processor import QwenImageConfig, preprocess
+from .vision import QwenVision
+
+
+class QwenVLImages:
+    """The mmproj tower plus the layout HF's Qwen2_5_VLProcessor writes: each image becomes
+    <|vision_start|> + N x <|image_pad|> + <|vision_end|>, N = (H / 28) * (W / 28) for the
+    resized image. Image tokens are causal (they may split across batches) and carry (t, h, w)
+    positions on their grid. image_options: QwenImageConfig fields (min_pixels, max_pixels) or
+    max_tokens, a budget of image tokens per image."""
+
+    marker = "<|vision_start|><|image_pad|><|vision_end|>"
+    bidirectional = False
+    largest_group = 0
+    image_token = "<|image_pad|>"
+
+    def __init__(self, mmproj_gguf, weights, tokenizer, n_embd_text: int | None = None, **image_options):
+        self.vision = QwenVision(mmproj_gguf, weights)
+        width = self.vision.config.n_embd_text
+        if n_embd_text is not None and width != n_embd_text:
+            raise ValueError(f"{mmproj_gguf.path}: the projector makes {width}-wide embeddings but the text "
+                             f"model is {n_embd_text} wide: this mmproj belongs to another model")
+        budget = image_options.pop("max_tokens", None)
+        known = {f.name for f in dataclasses.fields(QwenImageConfig)}
+        unknown = sorted(set(image_options) - known)
+        if unknown:
+            raise ValueError(f"image_options {unknown} unknown to Qwen2.5-VL; it takes max_tokens, "
+                             f"{', '.join(sorted(known))}")
+        cfg = QwenImageConfig.from_gguf(mmproj_gguf, merge_size=self.vision.config.merge, **image_options)
+        self.image_config = cfg.with_token_budget(int(budget)) if budget is not None else cfg
+        self.image_token_id = tokenizer.token_id(self.image_token)
+        for name in ("<|vision_start|>", "<|vision_end|>", self.image_token):
+            if tokenizer.token_id(name) is None:
+                raise ValueError(f"the text model's vocabulary has no {name} token: not a Qwen2.5-VL model")
+
+    def _side(self) -> int:
+        return self.image_config.patch_size * self.image_config.merge_size
+
+    def grid(self, view: np.ndarray) -> tuple[int, int]:
+        """(rows, cols) of the image's tokens."""
+        return view.shape[1] // self._side(), view.shape[2] // self._side()
+
+    def tokens_of(self, view: np.ndarray) -> int:
+        rows, cols = self.grid(view)
+        return rows * cols
+
+    def layout(self, views) -> str:
+        return "".join(f"<|vision_start|>{self.image_token * self.tokens_of(v)}<|vision_end|>" for v in views)
+
+    def pixels(self, image) -> list:
+        """One view per image: [3, H, W] resized to multiples of 28 within the pixel budget."""
+        return [preprocess(image, self.image_config)[0]]
+
+    def embed(self, sched, pixels: np.ndarray) -> np.ndarray:
+        """[3, H, W] -> [n_tokens, n_embd_text]"""
+        return self.vision.encode(sched, pixels)
