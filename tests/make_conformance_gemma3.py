@@ -18,17 +18,16 @@ Needs torch + transformers; tests/test_conformance.py reads the result without t
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from conformance_record import convert, record_cases  # noqa: E402
+
 DEFAULT_OUT = HERE / "data" / "conformance" / "gemma3"
 IMAGE_SPECIALS = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
-N_GREEDY = 16
 # (name, prompt, images as (width, height, seed)); "<start_of_image>" marks where an image goes
 CASES = [
     ("text_longer_than_window",
@@ -41,7 +40,6 @@ CASES = [
 
 
 def _tokenizer_json() -> dict:
-    sys.path.insert(0, str(HERE))
     from make_tiny_hf_gemma3 import tiny_tokenizer_json
     tj = tiny_tokenizer_json()
     vocab = tj["model"]["vocab"]
@@ -97,40 +95,18 @@ def build_hf(hf_dir: Path):
     return model, transformers.Gemma3Processor(image_processor=images, tokenizer=tok, image_seq_length=16)
 
 
-def case_image(width: int, height: int, seed: int):
-    from PIL import Image
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
-
-
 def record(out: Path) -> Path:
     """Build, convert and record every case into `out`; returns it."""
-    import torch
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         model, processor = build_hf(Path(tmp) / "hf")
-        subprocess.run([sys.executable, "-m", "ggsight", "convert", str(Path(tmp) / "hf"), "-o",
-                        str(out / "text.gguf"), "--mmproj", str(out / "mmproj.gguf"), "--outtype", "f32",
-                        "--quiet"], check=True, stdout=subprocess.DEVNULL)
-    cases = []
-    for name, prompt, specs in CASES:
-        images = [case_image(*s) for s in specs]
-        files = []
-        for k, img in enumerate(images):
-            files.append(f"{name}-{k}.png")
-            img.save(out / files[-1])
+        convert(Path(tmp) / "hf", out)
+
+    def hf_inputs(prompt, images):
         inputs = processor(text=prompt, images=images or None, return_tensors="pt")
-        ids = inputs["input_ids"]
         extra = {} if not images else {"pixel_values": inputs["pixel_values"], "token_type_ids": inputs["token_type_ids"]}
-        with torch.no_grad():
-            logits = model(input_ids=ids, **extra).logits[0].float().numpy()
-            greedy = model.generate(input_ids=ids, **extra, max_new_tokens=N_GREEDY, do_sample=False,
-                                    eos_token_id=None)[0, ids.shape[1]:].tolist()
-        np.save(out / f"{name}.npy", logits.astype(np.float32))
-        cases.append({"name": name, "prompt": prompt, "images": files, "ids": ids[0].tolist(), "greedy": greedy})
-    (out / "cases.json").write_text(json.dumps({
-        "model": "text.gguf", "mmproj": "mmproj.gguf", "image_marker": "<start_of_image>",
-        "logits_tolerance": 1e-3, "cases": cases}, indent=1), encoding="utf-8")
-    return out
+        return inputs["input_ids"], extra, {}
+    return record_cases(out, model, CASES, hf_inputs, "<start_of_image>")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def prompt_and_images(arch: str, case: dict):
 
 
 def test_fixtures_exist():
-    assert "gemma3" in SUITES and len(SUITES["gemma3"]["cases"]) == 3
+    assert len(SUITES["gemma3"]["cases"]) == 3 and len(SUITES["qwen25vl"]["cases"]) == 4
 
 
 @pytest.mark.parametrize("arch,name", CASES)

@@ -8,8 +8,9 @@ writes one text GGUF. Tensors are streamed: one is in memory at a time. The safe
 are parsed here (8-byte header length + JSON header + raw data), so bf16 checkpoints need
 neither torch nor a bf16-aware numpy.
 
-Supported: Gemma3ForCausalLM, and the text part of Gemma3ForConditionalGeneration (the mmproj
-file is a separate conversion).
+Supported (config.json `architectures`, see _MODULES): Gemma3ForCausalLM,
+Gemma3ForConditionalGeneration, Qwen2_5_VLForConditionalGeneration. The vision tower of a
+multimodal checkpoint goes to a separate mmproj file (convert_mmproj).
 """
 from __future__ import annotations
 
@@ -22,13 +23,31 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import convert_gemma3 as g3
-from .convert_gemma3 import ConvertError
-from .convert_gemma3 import read_json as _read_json
+from . import convert_gemma3, convert_qwen25vl, mmproj_gemma3, mmproj_qwen25vl
+from .hf_common import ConvertError
+from .hf_common import read_json as _read_json
 
 __all__ = ["ConvertError", "convert_hf", "convert_mmproj", "read_safetensors", "add_parser"]
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
+
+# config.json `architectures` -> (text module, mmproj module or None). A text module has ARCH,
+# Hparams.from_config, write_metadata, gguf_name, expected_names, fix_tensor and
+# write_tokenizer; an mmproj module has convert(hf_dir, config, ckpt, out_path, outtype, progress).
+_MODULES = {
+    "Gemma3ForCausalLM": (convert_gemma3, None),
+    "Gemma3ForConditionalGeneration": (convert_gemma3, mmproj_gemma3),
+    "Qwen2_5_VLForConditionalGeneration": (convert_qwen25vl, mmproj_qwen25vl),
+}
+
+
+def _modules(config: dict, where: str):
+    archs = config.get("architectures") or []
+    for arch in archs:
+        if arch in _MODULES:
+            return _MODULES[arch]
+    raise ConvertError(f"{where}: unsupported architecture {archs or config.get('model_type')!r}; "
+                       f"supported: {', '.join(_MODULES)}")
 
 
 # ---------------------------------------------------------------------------------- safetensors
@@ -180,60 +199,68 @@ def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
     if not cfg_path.is_file():
         raise ConvertError(f"{cfg_path}: missing (not a Hugging Face checkpoint directory?)")
     config = _read_json(cfg_path)
-    hp = g3.Gemma3Hparams.from_config(config, str(cfg_path))
+    mod, _ = _modules(config, str(cfg_path))
+    hp = mod.Hparams.from_config(config, str(cfg_path))
     ckpt = _Checkpoint(hf_dir)
 
     plan: dict[str, str] = {}   # gguf name -> hf name
     for hf_name in ckpt.where:
         try:
-            name = g3.gguf_name(hf_name, hp)
+            name = mod.gguf_name(hf_name, hp)
         except ValueError as e:
             raise ConvertError(f"{hf_dir}: {e}") from None
         if name is not None:
             if name in plan:
                 raise ConvertError(f"{hf_dir}: {hf_name!r} and {plan[name]!r} both map to {name}")
             plan[name] = hf_name
-    missing = sorted(g3.expected_names(hp) - plan.keys(), key=_sort_key)
+    missing = sorted(mod.expected_names(hp) - plan.keys(), key=_sort_key)
     if missing:
         raise ConvertError(f"{hf_dir}: missing tensors for {', '.join(missing[:8])}"
                            f"{' ...' if len(missing) > 8 else ''} ({len(missing)} in all)")
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    w = gguf.GGUFWriter(str(out_path), g3.ARCH)
+    w = gguf.GGUFWriter(str(out_path), mod.ARCH)
     try:
         w.add_name(hf_dir.name)
         w.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
                          "bf16": gguf.LlamaFileType.MOSTLY_BF16,
                          "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype])
         w.add_quantization_version(gguf.GGML_QUANT_VERSION)
-        g3.write_metadata(w, hp)
-        n_vocab = g3.write_tokenizer(w, hf_dir, config)
+        mod.write_metadata(w, hp)
+        n_vocab = mod.write_tokenizer(w, hf_dir, config)
 
-        names = sorted(plan, key=_sort_key)
         jobs = []
-        for name in names:
+        for name in sorted(plan, key=_sort_key):
             shape = ckpt.shape(plan[name])
             if name in ("token_embd.weight", "output.weight") and n_vocab < shape[0]:
                 shape = (n_vocab, *shape[1:])
             elif name == "token_embd.weight" and n_vocab > shape[0]:
                 raise ConvertError(f"{hf_dir}: the tokenizer has {n_vocab} tokens, the embedding "
                                    f"only {shape[0]} rows")
-            qtype = _out_type(name, shape, outtype)
-            bshape, dt, nbytes = _byte_shape(shape, qtype)
-            w.add_tensor_info(name, bshape, dt, nbytes, raw_dtype=None if dt != np.uint8 else qtype)
-            jobs.append((name, qtype, nbytes))
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_ti_data_to_file()
-        bar = _Progress(sum(j[2] for j in jobs), progress)
-        for name, qtype, nbytes in jobs:
-            data = g3.fix_tensor(name, ckpt.load(plan[name]), n_vocab)
-            w.write_tensor_data(_encode(data, qtype))
-            bar.update(nbytes, name)
-        bar.close()
+            jobs.append((name, shape, _out_type(name, shape, outtype),
+                         lambda n=name: mod.fix_tensor(n, ckpt.load(plan[n]), n_vocab)))
+        write_tensors(w, jobs, progress)
     finally:
         w.close()
     return out_path
+
+
+def write_tensors(w, jobs, progress: bool) -> None:
+    """Header, metadata and tensor infos, then the tensor data one tensor at a time.
+    jobs: (GGUF name, shape in PyTorch order, GGML type, () -> float array)."""
+    infos = []
+    for name, shape, qtype, _ in jobs:
+        bshape, dt, nbytes = _byte_shape(shape, qtype)
+        w.add_tensor_info(name, bshape, dt, nbytes, raw_dtype=None if dt != np.uint8 else qtype)
+        infos.append(nbytes)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    bar = _Progress(sum(infos), progress)
+    for (name, _, qtype, load), nbytes in zip(jobs, infos):
+        w.write_tensor_data(_encode(load(), qtype))
+        bar.update(nbytes, name)
+    bar.close()
 
 
 # -------------------------------------------------------------------------------------- CLI
@@ -246,30 +273,29 @@ def add_parser(subparsers) -> None:
     p.add_argument("-o", "--output", dest="out_opt", default=None, metavar="OUT.gguf", help="output .gguf path")
     p.add_argument("--outtype", choices=OUTTYPES, default="f16", help="weight type (default f16)")
     p.add_argument("--mmproj", default=None, metavar="MMPROJ.gguf",
-                   help="also write the vision projector file (Gemma3ForConditionalGeneration), f32")
+                   help="also write the vision tower + projector file (multimodal checkpoints), in --outtype "
+                        "(q8_0: f16)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli_convert)
 
 
-def convert_mmproj(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32") -> Path:
-    """The vision tower + projector of a Gemma 3 checkpoint as an mmproj GGUF (llama.cpp's names).
+def convert_mmproj(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
+                   progress: bool = False) -> Path:
+    """The vision tower + projector of a multimodal checkpoint as an mmproj GGUF (llama.cpp's
+    names), by config.json `architectures`.
 
     outtype f32, f16 or bf16 for the matrices (q8_0 writes f16: the tower stays unquantized).
     A bf16 mmproj keeps a bf16 checkpoint's values exactly and runs on AMX tiles where the CPU
     has them."""
-    from .mmproj_gemma3 import vision_tensor_name, write_mmproj
-    hf_dir = Path(hf_dir)
+    hf_dir, out_path = Path(hf_dir), Path(out_path)
+    if outtype not in OUTTYPES:
+        raise ValueError(f"outtype {outtype!r}: expected one of {', '.join(OUTTYPES)}")
     config = _read_json(hf_dir / "config.json")
-    if "vision_config" not in config:
+    _, mm = _modules(config, str(hf_dir / "config.json"))
+    if "vision_config" not in config or mm is None:
         raise ConvertError(f"{hf_dir}: config.json has no vision_config (a text-only model has no mmproj)")
-    ckpt = _Checkpoint(hf_dir)
-    tensors = {n: ckpt.load(n) for n in ckpt.where if vision_tensor_name(n)}
-    vc = dict(config["vision_config"])
-    for key, default in (("image_size", 896), ("patch_size", 14), ("hidden_size", 1152),
-                         ("intermediate_size", 4304), ("num_hidden_layers", 27), ("num_attention_heads", 16)):
-        vc.setdefault(key, default)  # Hub configs leave SigLIP's defaults out
-    return Path(write_mmproj(out_path, tensors, dict(config, vision_config=vc),
-                             outtype="f16" if outtype == "q8_0" else outtype))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(mm.convert(hf_dir, config, _Checkpoint(hf_dir), out_path, outtype, progress))
 
 
 def _cli_convert(args) -> int:
@@ -280,7 +306,7 @@ def _cli_convert(args) -> int:
     try:
         path = convert_hf(args.hf_dir, args.out, args.outtype, progress=not args.quiet)
         if args.mmproj:
-            print(convert_mmproj(args.hf_dir, args.mmproj, args.outtype))
+            print(convert_mmproj(args.hf_dir, args.mmproj, args.outtype, progress=not args.quiet))
     except ConvertError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -2,7 +2,6 @@
 convention for arch "gemma3", plus the keys ggsight reads that llama.cpp hard-codes)."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,19 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from .hf_common import (ConvertError, chat_template, read_json, read_optional_json, special_token_ids,
+                        write_decoder_shape)
+
 ARCH = "gemma3"
-
-
-class ConvertError(ValueError):
-    """A checkpoint that cannot be converted; the message names the file."""
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConvertError(f"{path}: cannot read ({e})") from None
-
 ARCHITECTURES = ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
 
 # Gemma3TextConfig defaults (transformers 5.x): Hub configs of the multimodal models leave many
@@ -109,6 +99,9 @@ class Gemma3Hparams:
             tied=bool(tied))
 
 
+Hparams = Gemma3Hparams   # the name store/convert.py looks up in every text module
+
+
 def _rope(hp: dict, where: str) -> tuple[float, float, float]:
     """(global base, local base, linear factor) from either config layout:
     transformers 5 `rope_parameters` {full_attention: {...}, sliding_attention: {...}} or the
@@ -152,16 +145,9 @@ def _swa_pattern(hp: dict, n_layer: int, where: str) -> int:
 
 def write_metadata(w, hp: Gemma3Hparams) -> None:
     import gguf
-    w.add_context_length(hp.n_ctx)
-    w.add_embedding_length(hp.n_embd)
-    w.add_block_count(hp.n_layer)
-    w.add_feed_forward_length(hp.n_ff)
-    w.add_head_count(hp.n_head)
-    w.add_head_count_kv(hp.n_head_kv)
+    write_decoder_shape(w, hp)
     w.add_key_length(hp.head_dim)
     w.add_value_length(hp.head_dim)
-    w.add_layer_norm_rms_eps(hp.norm_eps)
-    w.add_rope_freq_base(hp.rope_base)
     if hp.rope_linear_factor != 1.0:
         w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         w.add_rope_scaling_factor(hp.rope_linear_factor)
@@ -294,10 +280,6 @@ def _vocab_from_sentencepiece(path: Path) -> tuple[list[str], list[float], list[
             [kinds.get(p.type, _TokenType.NORMAL) for p in proto.pieces])
 
 
-def _token_str(v: Any) -> str | None:
-    return v.get("content") if isinstance(v, dict) else v
-
-
 def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
     """tokenizer.ggml.* and tokenizer.chat_template; returns the vocabulary size."""
     if (hf_dir / "tokenizer.json").is_file():
@@ -306,19 +288,9 @@ def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
         tokens, scores, types = _vocab_from_sentencepiece(hf_dir / "tokenizer.model")
     else:
         raise ConvertError(f"{hf_dir}: no tokenizer.json or tokenizer.model")
-    tcfg = read_json(hf_dir / "tokenizer_config.json") if (hf_dir / "tokenizer_config.json").is_file() else {}
-    smap = (read_json(hf_dir / "special_tokens_map.json")
-            if (hf_dir / "special_tokens_map.json").is_file() else {})
-    text_cfg = config.get("text_config") or {}
+    tcfg = read_optional_json(hf_dir / "tokenizer_config.json")
     to_id = {t: i for i, t in enumerate(tokens)}
-
-    def special_id(kind: str) -> int | None:
-        tok = _token_str(tcfg.get(f"{kind}_token")) or _token_str(smap.get(f"{kind}_token"))
-        if tok is not None and tok in to_id:
-            return to_id[tok]
-        v = config.get(f"{kind}_token_id", text_cfg.get(f"{kind}_token_id"))
-        v = v[0] if isinstance(v, list) and v else v
-        return int(v) if isinstance(v, int) and 0 <= v < len(tokens) else None
+    ids = special_token_ids(hf_dir, config, to_id, len(tokens))
 
     w.add_tokenizer_model("llama")
     w.add_tokenizer_pre("default")
@@ -327,19 +299,14 @@ def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
     w.add_token_types(types)
     for kind, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id),
                       ("unk", w.add_unk_token_id), ("pad", w.add_pad_token_id)):
-        i = special_id(kind)
-        if i is not None:
-            add(i)
+        if kind in ids:
+            add(ids[kind])
     if "<end_of_turn>" in to_id:
         w.add_eot_token_id(to_id["<end_of_turn>"])
     w.add_add_bos_token(bool(tcfg.get("add_bos_token", True)))
     w.add_add_eos_token(bool(tcfg.get("add_eos_token", False)))
     w.add_add_space_prefix(False)
-    template = tcfg.get("chat_template")
-    if template is None and (hf_dir / "chat_template.jinja").is_file():
-        template = (hf_dir / "chat_template.jinja").read_text(encoding="utf-8")
-    if template is None and (hf_dir / "chat_template.json").is_file():
-        template = read_json(hf_dir / "chat_template.json").get("chat_template")
+    template = chat_template(hf_dir)
     if template:
         w.add_chat_template(template)
     return len(tokens)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -43,6 +44,19 @@ def vision_tensor_name(hf_name: str) -> str | None:
 # kept f32 whatever the outtype: the conv kernel and the added position table are small, and
 # ggml's CPU im2col/add paths take them in f32 without conversion
 _KEEP_F32 = {"v.patch_embd.weight", "v.position_embd.weight"}
+
+
+def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, progress: bool = False) -> Path:
+    """The `ggsight convert --mmproj` entry (store/convert.py): the tower of a checkpoint
+    directory; q8_0 writes f16 (the tower stays unquantized). No progress bar: the tower is
+    held in memory and written at once."""
+    tensors = {n: ckpt.load(n) for n in ckpt.where if vision_tensor_name(n)}
+    vc = dict(config["vision_config"])
+    for key, default in (("image_size", 896), ("patch_size", 14), ("hidden_size", 1152),
+                         ("intermediate_size", 4304), ("num_hidden_layers", 27), ("num_attention_heads", 16)):
+        vc.setdefault(key, default)  # Hub configs leave SigLIP's defaults out
+    return Path(write_mmproj(out_path, tensors, dict(config, vision_config=vc),
+                             outtype="f16" if outtype == "q8_0" else outtype))
 
 
 def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict, outtype: str = "f32") -> str:

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 
 from ...ggml import Context, DType, Tensor
-from ...nn import WeightBinder, attention, rms_norm
+from ...nn import WeightBinder, attention, patch_embed, rms_norm
 from ...nn.tiles import TileKernels
 
 
@@ -73,14 +73,15 @@ class Gemma3Vision:
         self.flash_attn = True
         matrices = [L[n][0] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")]
         self.kernels = TileKernels(matrices, bf16_tiles)
+        # f32 weights ask for exact maths: K/V stay f32 in the fused attention (a little slower)
+        self.kv_type = DType.F32 if all(m.dtype == DType.F32 for m in matrices) else DType.F16
 
     def build(self, ctx: Context, pixels: Tensor) -> Tensor:
         """pixels [size, size, 3, 1] f32 -> image embeddings [n_embd_text, n_tokens]."""
         c = self.config
         side = c.image_size // c.patch_size
         with ctx:
-            x = self.patch_w.conv_2d(pixels, c.patch_size, c.patch_size)          # [side, side, n_embd, 1]
-            x = x.reshape(c.n_patches, c.n_embd).transpose().cont()               # [n_embd, n_patches]
+            x = patch_embed(self.patch_w, pixels, c.patch_size)                    # [n_embd, n_patches]
             x = x.add(self.patch_b).add(self.pos).named("v_inp")
             head_dim = c.n_embd // c.n_head
             mm = self.kernels.mul_mat
@@ -111,8 +112,8 @@ class Gemma3Vision:
         if tiled is not None:
             return tiled
         k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)                     # [head_dim, n_patches, n_head]
-        if self.flash_attn:  # fused, f16 K/V: far less memory traffic than an f32 n x n matrix
-            k, v = k.cast(DType.F16), v.cast(DType.F16)
+        if self.flash_attn and self.kv_type != DType.F32:  # fused: no n x n matrix in memory
+            k, v = k.cast(self.kv_type), v.cast(self.kv_type)
         return attention(q, k, v, None, scale, flash=self.flash_attn)
 
     def encode(self, sched, pixels) -> "object":

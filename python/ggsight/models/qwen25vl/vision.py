@@ -11,7 +11,7 @@ import numpy as np
 
 from ...ggml import Context, DType, Tensor
 from ...ggml.ops import ROPE_VISION
-from ...nn import WeightBinder, attention, rms_norm
+from ...nn import WeightBinder, attention, patch_embed, rms_norm
 from ...nn.tiles import TileKernels
 from .windows import PatchLayout, patch_layout, window_mask
 
@@ -77,6 +77,8 @@ class QwenVision:
         matrices = [L[n][0] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out",
                                                             "ffn_gate", "ffn_up", "ffn_down")]
         self.kernels = TileKernels(matrices + [self.mm0[0], self.mm2[0]], bf16_tiles)
+        # f32 weights ask for exact maths: K/V stay f32 in the fused attention (a little slower)
+        self.kv_type = DType.F32 if all(m.dtype == DType.F32 for m in matrices) else DType.F16
         self.flash_attn = True
 
     def layout(self, height: int, width: int) -> PatchLayout:
@@ -91,8 +93,7 @@ class QwenVision:
         with ctx:
             # a still image fills both temporal slots: the 3D kernel acts as the sum of its two slices
             kernel = self.patch_w[0].add(self.patch_w[1])
-            x = kernel.conv_2d(pixels, c.patch_size, c.patch_size)                 # [gw, gh, n_embd, 1]
-            x = x.reshape(n, c.n_embd).transpose().cont()                         # [n_embd, n] raster order
+            x = patch_embed(kernel, pixels, c.patch_size)                          # [n_embd, n] raster order
             x = x.get_rows(inp["order"]).named("v_inp")                            # [n_embd, n] tower order
             for il, L in enumerate(self.layers):
                 cur = rms_norm(x, L["ln1"], c.eps)
@@ -121,8 +122,8 @@ class QwenVision:
             if tiled is not None:
                 return tiled
         k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)                       # [head_dim, n, n_head]
-        if self.flash_attn:
-            k, v = k.cast(DType.F16), v.cast(DType.F16)
+        if self.flash_attn and self.kv_type != DType.F32:
+            k, v = k.cast(self.kv_type), v.cast(self.kv_type)
         return attention(q, k, v, mask, scale, flash=self.flash_attn)
 
     def encode(self, sched, pixels: np.ndarray) -> np.ndarray:

@@ -1,0 +1,226 @@
+"""Qwen2.5-VL text: Hugging Face config + tensor names -> GGUF metadata + tensor names, and the
+byte-level BPE vocabulary, in llama.cpp's convention for arch "qwen2vl" (the vision tower is
+mmproj_qwen25vl.py)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .hf_common import (ConvertError, chat_template, read_json, read_optional_json, special_token_ids,
+                        write_decoder_shape)
+
+ARCH = "qwen2vl"
+ARCHITECTURES = ("Qwen2_5_VLForConditionalGeneration",)
+
+# Qwen2_5_VLTextConfig defaults (transformers 5.x), for fields a config leaves out.
+_DEFAULTS = dict(vocab_size=152_064, hidden_size=8192, intermediate_size=29_568, num_hidden_layers=80,
+                 num_attention_heads=64, max_position_embeddings=32_768, rms_norm_eps=1e-5,
+                 rope_theta=1_000_000.0)
+_MROPE_DEFAULT = (16, 24, 24)   # what Qwen2_5_VLRotaryEmbedding falls back to
+
+# HF module path inside a decoder layer -> GGUF tensor name inside blk.N
+_LAYER_NAMES = {
+    "input_layernorm": "attn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "post_attention_layernorm": "ffn_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+_BIASED = ("attn_q", "attn_k", "attn_v")   # Qwen2 attention: q/k/v have biases, o has none
+# transformers 5 keeps the text model under model.language_model.; Hub checkpoints (and
+# transformers 5 save_pretrained, which writes the legacy names) under model. Longest first.
+_TEXT_PREFIXES = ("model.language_model.", "model.")
+_SKIP_PREFIXES = ("model.visual.", "visual.")   # the vision tower goes to the mmproj file
+_LAYER_RE = re.compile(r"layers\.(\d+)\.(.+)\.(weight|bias)$")
+
+
+def text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The text hyperparameters: transformers 5 nests them in text_config, Hub configs written
+    by transformers 4.x keep them at the top level. text_config wins where both have a key."""
+    top = {k: v for k, v in config.items() if k not in ("text_config", "vision_config")}
+    return {**top, **(config.get("text_config") or {})}
+
+
+@dataclass(frozen=True)
+class Qwen25VLHparams:
+    n_vocab: int
+    n_embd: int
+    n_ff: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    n_ctx: int
+    norm_eps: float
+    rope_base: float
+    rope_sections: tuple[int, int, int, int]   # M-RoPE pairs per axis (t, h, w, 0)
+    tied: bool
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], where: str) -> "Qwen25VLHparams":
+        archs = config.get("architectures") or []
+        if not any(a in ARCHITECTURES for a in archs):
+            raise ConvertError(f"{where}: unsupported architecture {archs or config.get('model_type')!r}; "
+                               f"the Qwen2.5-VL converter handles {', '.join(ARCHITECTURES)}")
+        hp = {**_DEFAULTS, **text_config(config)}
+        if hp.get("use_sliding_window") or "sliding_attention" in (hp.get("layer_types") or ()):
+            raise ConvertError(f"{where}: sliding-window attention is not supported (arch qwen2vl has none)")
+        n_embd, n_head = int(hp["hidden_size"]), int(hp["num_attention_heads"])
+        if n_embd % n_head:
+            raise ConvertError(f"{where}: hidden_size {n_embd} is not a multiple of "
+                               f"num_attention_heads {n_head}")
+        base, sections = _rope(hp, n_embd // n_head, where)
+        # Qwen2_5_VLConfig ties when either level asks for it
+        tied = bool(config.get("tie_word_embeddings")
+                    or (config.get("text_config") or {}).get("tie_word_embeddings"))
+        return cls(
+            n_vocab=int(hp["vocab_size"]), n_embd=n_embd, n_ff=int(hp["intermediate_size"]),
+            n_layer=int(hp["num_hidden_layers"]), n_head=n_head,
+            n_head_kv=int(hp.get("num_key_value_heads") or n_head), n_ctx=int(hp["max_position_embeddings"]),
+            norm_eps=float(hp["rms_norm_eps"]), rope_base=base, rope_sections=sections, tied=tied)
+
+
+Hparams = Qwen25VLHparams   # the name store/convert.py looks up in every text module
+
+
+def _rope(hp: dict, head_dim: int, where: str) -> tuple[float, tuple[int, int, int, int]]:
+    """(theta, mrope_section padded to 4) from transformers 5 `rope_parameters` or the Hub's
+    `rope_theta` + `rope_scaling` {"type": "mrope", "mrope_section": [...]}. As in transformers,
+    rope_scaling replaces rope_parameters when both are given."""
+    params = dict(hp.get("rope_scaling") or hp.get("rope_parameters") or {})
+    base = float(params.get("rope_theta", hp["rope_theta"]))
+    kind = params.get("rope_type", params.get("type", "default"))
+    if kind not in ("default", "mrope"):
+        raise ConvertError(f"{where}: rope type {kind!r} is not supported (Qwen2.5-VL uses default M-RoPE)")
+    sections = [int(s) for s in params.get("mrope_section", _MROPE_DEFAULT)]
+    if len(sections) > 4 or sum(sections) != head_dim // 2:
+        raise ConvertError(f"{where}: mrope_section {sections} must have at most 4 entries summing to "
+                           f"head_dim/2 = {head_dim // 2}")
+    return base, tuple(sections + [0] * (4 - len(sections)))
+
+
+def write_metadata(w, hp: Qwen25VLHparams) -> None:
+    write_decoder_shape(w, hp)
+    w.add_rope_dimension_sections(list(hp.rope_sections))
+
+
+def gguf_name(hf_name: str, hp: Qwen25VLHparams) -> str | None:
+    """GGUF tensor name for a HF tensor name; None for tensors that are not part of the text
+    GGUF (vision tower, a tied lm_head). Raises ValueError for unknown names."""
+    if hf_name.startswith(_SKIP_PREFIXES):
+        return None
+    if hf_name == "lm_head.weight":
+        return None if hp.tied else "output.weight"
+    rest = next((hf_name[len(p):] for p in _TEXT_PREFIXES if hf_name.startswith(p)), None)
+    if rest == "embed_tokens.weight":
+        return "token_embd.weight"
+    if rest == "norm.weight":
+        return "output_norm.weight"
+    m = _LAYER_RE.match(rest or "")
+    if m and m.group(2) in _LAYER_NAMES:
+        name = _LAYER_NAMES[m.group(2)]
+        if m.group(3) == "weight" or name in _BIASED:
+            return f"blk.{m.group(1)}.{name}.{m.group(3)}"
+    raise ValueError(f"unexpected tensor {hf_name!r}")
+
+
+def expected_names(hp: Qwen25VLHparams) -> set[str]:
+    names = {"token_embd.weight", "output_norm.weight"}
+    for i in range(hp.n_layer):
+        names |= {f"blk.{i}.{n}.weight" for n in _LAYER_NAMES.values()}
+        names |= {f"blk.{i}.{n}.bias" for n in _BIASED}
+    if not hp.tied:
+        names.add("output.weight")
+    return names
+
+
+def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int) -> np.ndarray:
+    """Qwen2's RMSNorm scales by w (not 1 + w) and the embedding keeps its padded rows (the
+    vocabulary is padded to match): nothing to change."""
+    return data
+
+
+# ---------------------------------------------------------------- vocabulary (byte-level BPE)
+
+class _TokenType:   # llama.cpp's llama_token_type
+    NORMAL, CONTROL, USER_DEFINED, UNUSED = 1, 3, 4, 5
+
+
+def _looks_special(tok: str) -> bool:
+    """llama.cpp's does_token_look_special: added tokens a tokenizer.json leaves non-special
+    (Qwen's <|fim_prefix|>, <|box_start|> ...) still become control tokens."""
+    return (tok in ("<pad>", "<mask>", "<2mass>", "[@BOS@]")
+            or (tok.startswith("<|") and tok.endswith("|>"))
+            or (tok.startswith("<\uff5c") and tok.endswith("\uff5c>"))
+            or (tok.startswith("<unused") and tok.endswith(">")))
+
+
+def _is_byte_level(tj: dict) -> bool:
+    pre = tj.get("pre_tokenizer") or {}
+    return any(p.get("type") == "ByteLevel" for p in pre.get("pretokenizers", [pre]))
+
+
+def _vocab(path: Path, n_vocab: int) -> tuple[list[str], list[int], list[str], dict]:
+    """(tokens, token types, merges as "a b", the tokenizer.json) padded to n_vocab rows with
+    "[PAD<i>]" unused tokens, as llama.cpp's converter pads Qwen's 151665 tokens to 151936."""
+    tj = read_json(path)
+    model = tj.get("model") or {}
+    if model.get("type") != "BPE" or not _is_byte_level(tj):
+        raise ConvertError(f"{path}: expected a byte-level BPE tokenizer (model BPE + ByteLevel "
+                           f"pre-tokenizer), got model {model.get('type')!r}")
+    id_to_tok = {int(i): t for t, i in model["vocab"].items()}
+    types = dict.fromkeys(id_to_tok, _TokenType.NORMAL)
+    for t in tj.get("added_tokens") or []:
+        i, tok = int(t["id"]), t["content"]
+        id_to_tok[i] = tok
+        types[i] = _TokenType.CONTROL if t.get("special") or _looks_special(tok) else _TokenType.USER_DEFINED
+    n = max(n_vocab, max(id_to_tok) + 1)
+    tokens = [id_to_tok.get(i, f"[PAD{i}]") for i in range(n)]
+    token_types = [types.get(i, _TokenType.UNUSED) for i in range(n)]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
+    return tokens, token_types, merges, tj
+
+
+def _adds_bos(tj: dict, tcfg: dict) -> bool:
+    """Whether encoding prepends a token: tokenizer.json's TemplateProcessing (what HF applies,
+    and what llama.cpp prefers when the two disagree), else tokenizer_config.json, else no."""
+    post = tj.get("post_processor") or {}
+    for proc in post.get("processors", [post]):
+        if proc.get("type") == "TemplateProcessing":
+            single = proc.get("single") or [{}]
+            return "SpecialToken" in single[0]
+    return bool(tcfg.get("add_bos_token", False))
+
+
+def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
+    """tokenizer.ggml.* (model "gpt2", pre "qwen2") and tokenizer.chat_template; returns the
+    vocabulary size (config vocab_size, or more if the tokenizer has more)."""
+    if not (hf_dir / "tokenizer.json").is_file():
+        raise ConvertError(f"{hf_dir}: no tokenizer.json (Qwen2.5-VL needs its byte-level BPE tokenizer.json)")
+    n_vocab = int(text_config(config).get("vocab_size", _DEFAULTS["vocab_size"]))
+    tokens, types, merges, tj = _vocab(hf_dir / "tokenizer.json", n_vocab)
+    tcfg = read_optional_json(hf_dir / "tokenizer_config.json")
+    to_id = {t: i for i, t in enumerate(tokens)}
+    ids = special_token_ids(hf_dir, config, to_id, len(tokens), kinds=("bos", "eos", "pad"))
+
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    for kind, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("pad", w.add_pad_token_id)):
+        if kind in ids:
+            add(ids[kind])
+    w.add_add_bos_token(_adds_bos(tj, tcfg))
+    w.add_add_eos_token(bool(tcfg.get("add_eos_token", False)))
+    template = chat_template(hf_dir)
+    if template:
+        w.add_chat_template(template)
+    return len(tokens)
