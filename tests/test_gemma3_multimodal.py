@@ -119,6 +119,8 @@ def test_image_errors(tiny):
         m.generate(ggsight.IMAGE + ggsight.IMAGE, images=[image(1)], raw=True, max_tokens=1)
     with pytest.raises(ValueError, match="not a readable image"):
         m.generate(ggsight.IMAGE, images=[b"not an image"], raw=True, max_tokens=1)
+    with pytest.raises(ValueError, match="max_image_tokens does not apply"):
+        m.generate(ggsight.IMAGE, images=[image(1)], raw=True, max_tokens=1, max_image_tokens=64)
     with pytest.raises(ggsight.InvalidArgumentError, match="image tokens"):
         m.generate("<image_soft_token>" + ggsight.IMAGE, images=[image(1)], raw=True, max_tokens=1)
     with pytest.raises(ValueError, match="not a readable image"):

@@ -71,3 +71,15 @@ def test_bad_images_and_options_raise():
         load(image_options={"pan_and_scan": True})
     with pytest.raises(ggsight.InvalidArgumentError, match="mmproj"):
         ggsight.load(TEXT, n_ctx=64).evaluate(ggsight.IMAGE, images=[IMG])
+
+
+def test_a_call_can_set_its_own_image_token_budget():
+    m = load()
+    full, _ = m.evaluate(ggsight.IMAGE, images=[IMG])
+    small, _ = m.evaluate(ggsight.IMAGE, images=[IMG], max_image_tokens=8)
+    n_full, n_small = full.count(m.images.image_token_id), small.count(m.images.image_token_id)
+    assert n_small <= 8 < n_full
+    r = m.generate(ggsight.IMAGE + " x", images=[IMG], raw=True, max_tokens=2, temperature=0, max_image_tokens=8)
+    assert r.done
+    with pytest.raises(ValueError, match="at least 1"):
+        m.evaluate(ggsight.IMAGE, images=[IMG], max_image_tokens=0)

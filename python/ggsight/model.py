@@ -137,7 +137,7 @@ class Model:
             raise InvalidArgumentError(f"token ids out of range: {bad[:5]}")
         return ids
 
-    def _prompt(self, prompt, images) -> tuple[list[int], list]:
+    def _prompt(self, prompt, images, max_image_tokens: int | None = None) -> tuple[list[int], list]:
         """Token ids and image spans [(first index, embeddings, hash)] of a prompt."""
         images = list(images or [])
         if not images:
@@ -154,7 +154,7 @@ class Model:
         pieces = text.split(glue.marker)
         if len(pieces) - 1 != len(images):
             raise InvalidArgumentError(f"the prompt marks {len(pieces) - 1} image(s) but {len(images)} were given")
-        views = [glue.pixels(image) for image in images]  # an image and its crops, if any
+        views = [glue.pixels(image, max_tokens=max_image_tokens) for image in images]  # an image (+ crops)
         ids = self._prompt_ids(pieces[0] + "".join(glue.layout(v) + piece for v, piece in zip(views, pieces[1:])))
         flat = [p for v in views for p in v]
         counts = [glue.tokens_of(p) for p in flat]
@@ -184,11 +184,11 @@ class Model:
     def _bidirectional_images(self) -> bool:
         return bool(self.images and self.images.bidirectional)
 
-    def evaluate(self, prompt, images=None) -> tuple[list[int], np.ndarray]:
+    def evaluate(self, prompt, images=None, *, max_image_tokens: int | None = None) -> tuple[list[int], np.ndarray]:
         """Token ids and logits for every position, [n_tokens, n_vocab] float32 (no cache reuse).
 
         Image positions carry the image token id, as HF's processor writes them."""
-        ids, spans = self._prompt(prompt, images)
+        ids, spans = self._prompt(prompt, images, max_image_tokens)
         self.cache.clear()
         self._keys = []
         logits = self.runner.evaluate(ids, 0, all_logits=True, images=[(f, e) for f, e, _ in spans],
@@ -275,22 +275,25 @@ class Model:
     def generate(self, prompt, *, max_tokens: int | None = 128, temperature: float | None = None,
                  top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
                  seed: int | None = None, stop: Sequence[str] | str | None = None, stream: bool = False,
-                 raw: bool = False, images=None, options: dict | None = None, **more_options):
+                 raw: bool = False, images=None, max_image_tokens: int | None = None, options: dict | None = None,
+                 **more_options):
         """Complete `prompt`. raw=False applies the chat template when the model has one.
 
         images: paths, bytes, PIL images or numpy arrays; in a raw prompt each goes where an
-        `ggsight.IMAGE` marker stands (before the text when there is none)."""
+        `ggsight.IMAGE` marker stands (before the text when there is none). max_image_tokens: this
+        call's image token budget per image, for models whose image size varies (Qwen2.5-VL)."""
         params = self._params(options, more_options, temperature=temperature, top_k=top_k, top_p=top_p,
                               min_p=min_p, seed=seed)
         if isinstance(prompt, str) and not raw and self.tokenizer.chat_template:
             prompt = self._render([{"role": "user", "content": prompt, "images": list(images or [])}])
-        ids, spans = self._prompt(prompt, images)
+        ids, spans = self._prompt(prompt, images, max_image_tokens)
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         events = self._generate(ids, max_tokens, params, stops, GenerateResponse, spans)
         return self._stream(events, GenerateResponse) if stream else self._collect(events, GenerateResponse)
 
     def chat(self, messages: list[dict], *, stream: bool = False, options: dict | None = None,
-             max_tokens: int | None = None, stop: Sequence[str] | str | None = None, **more_options):
+             max_tokens: int | None = None, stop: Sequence[str] | str | None = None,
+             max_image_tokens: int | None = None, **more_options):
         """Ollama-style chat: messages of {"role", "content"}; returns a ChatResponse."""
         if not messages:
             raise InvalidArgumentError("messages is empty")
@@ -299,7 +302,7 @@ class Model:
         stop = opts.pop("stop", stop)
         params = self._params(opts, more_options)
         images = [img for m in messages for img in (m.get("images") or [])]
-        ids, spans = self._prompt(self._render(messages), images)
+        ids, spans = self._prompt(self._render(messages), images, max_image_tokens)
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         events = self._generate(ids, max_tokens if max_tokens is not None else -1, params, stops, ChatResponse,
                                 spans)

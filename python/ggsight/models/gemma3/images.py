@@ -59,8 +59,10 @@ class Gemma3Images:
     def grid(self, view) -> None:
         return None   # 1-D positions: no token grid
 
-    def pixels(self, image) -> np.ndarray:
+    def pixels(self, image, max_tokens: int | None = None) -> np.ndarray:
         """[n_views, 3, size, size]: the image, then its pan-and-scan crops when enabled."""
+        if max_tokens is not None:
+            raise ValueError(f"Gemma 3 gives every image {self.n_tokens} tokens: max_image_tokens does not apply")
         return preprocess(image, self.image_config)
 
     def embed(self, sched, pixels: np.ndarray) -> np.ndarray:

@@ -54,9 +54,11 @@ class QwenVLImages:
     def layout(self, views) -> str:
         return "".join(f"<|vision_start|>{self.image_token * self.tokens_of(v)}<|vision_end|>" for v in views)
 
-    def pixels(self, image) -> list:
-        """One view per image: [3, H, W] resized to multiples of 28 within the pixel budget."""
-        return [preprocess(image, self.image_config)[0]]
+    def pixels(self, image, max_tokens: int | None = None) -> list:
+        """One view per image: [3, H, W] resized to multiples of 28 within the pixel budget
+        (max_tokens: this call's budget instead of the loaded one)."""
+        cfg = self.image_config if max_tokens is None else self.image_config.with_token_budget(max_tokens)
+        return [preprocess(image, cfg)[0]]
 
     def embed(self, sched, pixels: np.ndarray) -> np.ndarray:
         """[3, H, W] -> [n_tokens, n_embd_text]"""
