@@ -251,6 +251,7 @@ gs_tensor *gs_cos(gs_context *ctx, gs_tensor *a);
 gs_tensor *gs_abs(gs_context *ctx, gs_tensor *a);
 gs_tensor *gs_neg(gs_context *ctx, gs_tensor *a);
 gs_tensor *gs_tanh(gs_context *ctx, gs_tensor *a);
+gs_tensor *gs_floor(gs_context *ctx, gs_tensor *a);
 gs_tensor *gs_sigmoid(gs_context *ctx, gs_tensor *a);
 gs_tensor *gs_relu(gs_context *ctx, gs_tensor *a);
 gs_tensor *gs_gelu(gs_context *ctx, gs_tensor *a);        /* tanh approximation */

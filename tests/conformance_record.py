@@ -24,9 +24,22 @@ def case_image(width: int, height: int, seed: int):
     return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
-def record_cases(out: Path, model, cases, hf_inputs: Callable, image_marker: str, tolerance: float = 1e-3) -> Path:
+def _greedy_by_forward(logits_of: Callable, ids, extra: dict, n: int) -> list[int]:
+    """Greedy tokens by re-running the whole sequence (for models whose generate() is broken)."""
+    import torch
+    out = []
+    for _ in range(n):
+        nxt = int(logits_of(ids, extra)[0, -1].argmax())
+        out.append(nxt)
+        ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+    return out
+
+
+def record_cases(out: Path, model, cases, hf_inputs: Callable, image_marker: str, tolerance: float = 1e-3,
+                 logits_of: Callable | None = None) -> Path:
     """cases: (name, prompt, [(width, height, seed) per image]); hf_inputs(prompt, images) ->
-    (input_ids tensor, the other model inputs, extra facts to record)."""
+    (input_ids tensor, the other model inputs, extra facts to record). logits_of(ids, extra):
+    the model's forward when its own forward/generate cannot be called."""
     import torch
     recorded = []
     for name, prompt, specs in cases:
@@ -37,9 +50,13 @@ def record_cases(out: Path, model, cases, hf_inputs: Callable, image_marker: str
             img.save(out / files[-1])
         ids, extra, facts = hf_inputs(prompt, images)
         with torch.no_grad():
-            logits = model(input_ids=ids, **extra).logits[0].float().numpy()
-            greedy = model.generate(input_ids=ids, **extra, max_new_tokens=N_GREEDY, do_sample=False,
-                                    eos_token_id=None)[0, ids.shape[1]:].tolist()
+            if logits_of is not None:
+                logits = logits_of(ids, extra)[0].float().numpy()
+                greedy = _greedy_by_forward(logits_of, ids, extra, N_GREEDY)
+            else:
+                logits = model(input_ids=ids, **extra).logits[0].float().numpy()
+                greedy = model.generate(input_ids=ids, **extra, max_new_tokens=N_GREEDY, do_sample=False,
+                                        eos_token_id=None)[0, ids.shape[1]:].tolist()
         np.save(out / f"{name}.npy", logits.astype(np.float32))
         recorded.append({"name": name, "prompt": prompt, "images": files, "ids": ids[0].tolist(),
                          "greedy": greedy, **facts})

@@ -57,12 +57,13 @@ def byte_chars() -> dict[int, str]:
     return {**{b: chr(b) for b in printable}, **{b: chr(256 + i) for i, b in enumerate(others)}}
 
 
-def _learn_merges(corpus: str, n_merges: int) -> tuple[list[str], list[tuple[str, str]]]:
-    """Plain BPE training on byte-level pieces: repeatedly merge the most frequent adjacent pair
-    (ties: the smallest pair). Returns (new tokens, merges), both in rank order."""
+def learn_merges(corpus: str, n_merges: int, split: str = QWEN2_SPLIT) -> tuple[list[str], list[tuple[str, str]]]:
+    """Plain BPE training on byte-level pieces (the corpus cut by the pre-tokenizer regex
+    `split`): repeatedly merge the most frequent adjacent pair (ties: the smallest pair).
+    Returns (new tokens, merges), both in rank order."""
     import regex
     table = byte_chars()
-    words = Counter("".join(table[b] for b in piece.encode()) for piece in regex.findall(QWEN2_SPLIT, corpus))
+    words = Counter("".join(table[b] for b in piece.encode()) for piece in regex.findall(split, corpus))
     splits = {w: list(w) for w in words}
     new_tokens, merges = [], []
     for _ in range(n_merges):
@@ -87,7 +88,7 @@ def _learn_merges(corpus: str, n_merges: int) -> tuple[list[str], list[tuple[str
 
 
 def tiny_tokenizer_json() -> dict:
-    new_tokens, merges = _learn_merges(CORPUS, N_MERGES)
+    new_tokens, merges = learn_merges(CORPUS, N_MERGES)
     vocab = {t: i for i, t in enumerate([*byte_chars().values(), *new_tokens])}
     added = [{"id": len(vocab) + i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
               "normalized": False, "special": special} for i, (t, special) in enumerate(SPECIALS)]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ggsight.cache import FULL, CellTable, window_kind
+from ggsight.cache import FULL, CellTable, chunked_kind, window_kind
 from ggsight.errors import InvalidArgumentError
 
 NEG = -np.inf
@@ -68,3 +68,27 @@ def test_truncate_full_and_window():
         ring.store(np.arange(p, p + 2))
     assert ring.truncate(11)          # 8, 9, 10 still in the ring
     assert not ring.truncate(6)       # 3, 4, 5 were overwritten: the window would have holes
+
+
+def test_chunked_ring_holds_chunk_plus_batch_and_sees_only_its_chunk():
+    t = CellTable(chunked_kind(8), n_ctx=1000, n_batch=3)
+    assert t.size == 11
+    for p in range(0, 27, 3):                      # 27 positions through an 11-cell ring
+        q = np.arange(p, p + 3)
+        t.store(q)
+        m = allowed(t.mask(q, t.n_view()))
+        for i, qp in enumerate(q):
+            seen = sorted(t.pos[m[i] == 1].tolist())
+            assert seen == list(range(qp // 8 * 8, qp + 1)), (qp, seen)
+
+
+def test_chunked_truncate_keeps_what_the_next_token_needs():
+    t = CellTable(chunked_kind(8), n_ctx=1000, n_batch=4)
+    t.store(np.arange(0, 4))
+    t.store(np.arange(4, 8))
+    t.store(np.arange(8, 12))
+    t.store(np.arange(12, 16))                     # cells of positions 0..3 overwritten
+    assert t.truncate(14)                          # next token (14) needs 8..13: all there
+    assert not t.truncate(6)                       # would need 0..5, gone
+    with pytest.raises(InvalidArgumentError):
+        chunked_kind(0)

@@ -1,7 +1,7 @@
 """The GGUF tokenizer (ggsight.text): Gemma 3 270M's SentencePiece vocabulary against pinned
 llama.cpp ids, round trips, streaming, special and end-of-generation ids; then small
 vocabularies written here with gguf.GGUFWriter: byte-level BPE under the llama3 / qwen2 /
-default / gpt-2 pre-tokenizers, and a Llama-2-style SentencePiece vocabulary that adds a
+llama4 / default / gpt-2 pre-tokenizers, and a Llama-2-style SentencePiece vocabulary that adds a
 space prefix."""
 
 from __future__ import annotations
@@ -224,8 +224,9 @@ def bpe(tmp_path_factory):
 # both split contractions off ("it" + "'s", although the vocabulary has "it's"), keep a
 # space with the following word, leave a run of spaces before a word as "  " + " " and take
 # a run of newlines whole. "default" first cuts out punctuation ("'") and digit triples;
-# gpt-2 takes a space with the following number. All rows were also checked against
-# llama.cpp (libllama) on the same files.
+# gpt-2 takes a space with the following number. llama4 (GPT-4o's regex, which Llama 4's
+# tokenizer.json has) keeps a contraction with its word ("it's"). All rows were also checked
+# against llama.cpp (libllama) on the same files.
 BPE_TABLE = [  # pre, text, pieces
     ("llama3", "1234567", ["123", "456", "7"]),
     ("llama3", " 1234567", [" ", "123", "456", "7"]),
@@ -248,6 +249,11 @@ BPE_TABLE = [  # pre, text, pieces
     ("default", "1234567", ["123", "456", "7"]),
     ("default", "it's", ["it", "'", "s"]),
     ("default", "\n\n\nx", ["\n\n", "\n", "x"]),
+    ("llama4", "it's", ["it's"]),
+    ("llama4", "don't", ["don't"]),
+    ("llama4", "1234567", ["123", "456", "7"]),
+    ("llama4", "hello, world!", ["hello", ",", " world", "!"]),
+    ("llama4", "\n\n\nx", ["\n\n\n", "x"]),
     ("gpt-2", "1234567", ["1234", "567"]),
     ("gpt-2", "it's", ["it", "'s"]),
     ("gpt-2", "hello world", ["hello", " world"]),

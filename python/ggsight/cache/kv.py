@@ -1,9 +1,11 @@
 """KV caches: cell bookkeeping in numpy (testable without a backend) and per-layer storage.
 
-Two kinds for now:
-  full    one cell per position, up to n_ctx; the attended view grows in steps of 256 cells
-  window  a ring of `window + n_batch` cells (cell = position % size): a sliding-window
-          layer never needs more, whatever the context length
+Kinds:
+  full     one cell per position, up to n_ctx; the attended view grows in steps of 256 cells
+  window   a ring of `window + n_batch` cells (cell = position % size): a sliding-window
+           layer never needs more, whatever the context length
+  chunked  a ring of `chunk + n_batch` cells: a query sees only its own chunk of positions
+           (Llama 4's RoPE layers), so older chunks can be overwritten
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ VIEW_STEP = 256  # full caches attend over a multiple of this many cells (fewer 
 
 @dataclass(frozen=True)
 class CacheKind:
-    name: str            # "full" or "window"
+    name: str            # "full", "window" or "chunked"
     window: int = 0      # sliding window: a query at p sees keys at p - window < k <= p
+    chunk: int = 0       # chunked: a query at p sees keys at p // chunk * chunk <= k <= p
 
 
 FULL = CacheKind("full")
@@ -30,16 +33,25 @@ def window_kind(window: int) -> CacheKind:
     return CacheKind("window", window)
 
 
+def chunked_kind(chunk: int) -> CacheKind:
+    if chunk < 1:
+        raise InvalidArgumentError(f"attention chunk size must be positive, got {chunk}")
+    return CacheKind("chunked", chunk=chunk)
+
+
+def ring_span(kind: CacheKind) -> int:
+    """Positions behind the newest one that a ring kind must keep (0: not a ring)."""
+    return kind.window if kind.name == "window" else kind.chunk if kind.name == "chunked" else 0
+
+
 class CellTable:
     """Which position each cell of one cache kind holds; -1 marks an empty cell."""
 
     def __init__(self, kind: CacheKind, n_ctx: int, n_batch: int):
         self.kind = kind
         self.n_ctx = n_ctx
-        if kind.name == "window":
-            self.size = min(n_ctx, kind.window + n_batch)
-        else:
-            self.size = n_ctx
+        self.ring = ring_span(kind) > 0
+        self.size = min(n_ctx, ring_span(kind) + n_batch) if self.ring else n_ctx
         self.pos = np.full(self.size, -1, dtype=np.int64)
         self.high = 0  # cells below this index may be in use
 
@@ -52,13 +64,14 @@ class CellTable:
             raise InvalidArgumentError(
                 f"position {int(positions.max())} is beyond the context of {self.n_ctx} tokens: "
                 "load the model with a larger n_ctx")
-        return positions % self.size if self.kind.name == "window" else positions.copy()
+        return positions % self.size if self.ring else positions.copy()
 
     def store(self, positions: np.ndarray) -> np.ndarray:
         """Claim cells for new positions; returns the cell index of each."""
         cells = self.cells_for(positions)
         if len(np.unique(cells)) != len(cells):
-            raise InvalidArgumentError("a batch is larger than the sliding-window cache holds")
+            what = "sliding-window" if self.kind.name == "window" else self.kind.name
+            raise InvalidArgumentError(f"a batch is larger than the {what} cache holds ({self.size} cells)")
         self.pos[cells] = positions
         if cells.size:
             self.high = max(self.high, int(cells.max()) + 1)
@@ -81,6 +94,8 @@ class CellTable:
             allowed |= self._same_group(q_pos, bidirectional, n_view)
         if self.kind.name == "window":
             allowed &= (q - k_pos) < self.kind.window
+        elif self.kind.name == "chunked":
+            allowed &= (k_pos // self.kind.chunk) == (q // self.kind.chunk)
         out = np.full(allowed.shape, -np.inf, dtype=np.float16)
         out[allowed] = 0
         return out
@@ -92,8 +107,9 @@ class CellTable:
 
     def truncate(self, n_keep: int) -> bool:
         """Forget positions >= n_keep. False when that would leave a gap the window needs."""
-        if self.kind.name == "window":
-            need = np.arange(max(0, n_keep - self.kind.window + 1), n_keep)
+        if self.ring:
+            first = n_keep - self.kind.window + 1 if self.kind.name == "window" else n_keep // self.kind.chunk * self.kind.chunk
+            need = np.arange(max(0, first), n_keep)
             if need.size and not np.all(self.pos[need % self.size] == need):
                 return False
         self.pos[self.pos >= n_keep] = -1

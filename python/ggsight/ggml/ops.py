@@ -19,7 +19,7 @@ POOL_MAX, POOL_AVG = lib.GS_POOL_MAX, lib.GS_POOL_AVG
 SCALE_NEAREST, SCALE_BILINEAR, SCALE_BICUBIC = lib.GS_SCALE_NEAREST, lib.GS_SCALE_BILINEAR, lib.GS_SCALE_BICUBIC
 SCALE_ALIGN_CORNERS, SCALE_ANTIALIAS = lib.GS_SCALE_FLAG_ALIGN_CORNERS, lib.GS_SCALE_FLAG_ANTIALIAS
 
-_UNARY = ["transpose", "cont", "dup", "sqr", "sqrt", "log", "exp", "sin", "cos", "abs", "neg", "tanh",
+_UNARY = ["transpose", "cont", "dup", "sqr", "sqrt", "log", "exp", "floor", "sin", "cos", "abs", "neg", "tanh",
           "sigmoid", "relu", "gelu", "gelu_erf", "gelu_quick", "silu", "softplus", "sum", "sum_rows",
           "mean", "argmax"]
 _BINARY = ["add", "sub", "mul", "div", "cpy", "get_rows", "mul_mat", "out_prod", "swiglu_split",

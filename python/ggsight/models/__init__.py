@@ -9,6 +9,7 @@ from ..errors import UnsupportedError
 _MODULES = {
     "gemma3": "ggsight.models.gemma3",
     "qwen2vl": "ggsight.models.qwen25vl",
+    "llama4": "ggsight.models.llama4",
 }
 
 

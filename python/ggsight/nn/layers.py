@@ -38,7 +38,7 @@ def patch_embed(kernel: Tensor, pixels: Tensor, patch: int) -> Tensor:
     ggml's conv_2d unrolls f32 images into f16 columns (a ~2e-4 error on the first layer);
     unrolled in f32 the result equals a reference f32 convolution."""
     from ..ggml import DType
-    cols = kernel.im2col(pixels, patch, patch, 0, 0, 1, 1, True, DType.F32)     # [K, W/p, H/p, 1]
+    cols = kernel.im2col(pixels, patch, patch, 0, 0, 1, 1, True, DType.F32)     # [K, W/p, H/p, N]
     k = cols.ne[0]
-    cols = cols.reshape(k, cols.ne[1] * cols.ne[2])                              # [K, n_patches]
-    return kernel.reshape(k, kernel.ne[3]).mul_mat(cols)                         # [C_out, n_patches]
+    cols = cols.reshape(k, cols.ne[1] * cols.ne[2] * cols.ne[3])                 # [K, n_patches * N]
+    return kernel.reshape(k, kernel.ne[3]).mul_mat(cols)                         # [C_out, n_patches * N]

@@ -9,8 +9,9 @@ are parsed here (8-byte header length + JSON header + raw data), so bf16 checkpo
 neither torch nor a bf16-aware numpy.
 
 Supported (config.json `architectures`, see _MODULES): Gemma3ForCausalLM,
-Gemma3ForConditionalGeneration, Qwen2_5_VLForConditionalGeneration. The vision tower of a
-multimodal checkpoint goes to a separate mmproj file (convert_mmproj).
+Gemma3ForConditionalGeneration, Qwen2_5_VLForConditionalGeneration,
+Llama4ForConditionalGeneration. The vision tower of a multimodal checkpoint goes to a separate
+mmproj file (convert_mmproj).
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import convert_gemma3, convert_qwen25vl, mmproj_gemma3, mmproj_qwen25vl
+from . import (convert_gemma3, convert_llama4, convert_qwen25vl, mmproj_gemma3, mmproj_llama4,
+               mmproj_qwen25vl)
 from .hf_common import ConvertError
 from .hf_common import read_json as _read_json
 
@@ -32,12 +34,16 @@ __all__ = ["ConvertError", "convert_hf", "convert_mmproj", "read_safetensors", "
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
 # config.json `architectures` -> (text module, mmproj module or None). A text module has ARCH,
-# Hparams.from_config, write_metadata, gguf_name, expected_names, fix_tensor and
-# write_tokenizer; an mmproj module has convert(hf_dir, config, ckpt, out_path, outtype, progress).
+# Hparams.from_config, write_metadata, gguf_name (a GGUF name, several for a tensor that is
+# split, or None), expected_names, fix_tensor and write_tokenizer, and may have
+# gguf_shape(name, hf_shape, hp) (for tensors that are split or transposed) and
+# extra_tensors(hp) (tensors computed from the config, such as rope_freqs); an mmproj module
+# has convert(hf_dir, config, ckpt, out_path, outtype, progress).
 _MODULES = {
     "Gemma3ForCausalLM": (convert_gemma3, None),
     "Gemma3ForConditionalGeneration": (convert_gemma3, mmproj_gemma3),
     "Qwen2_5_VLForConditionalGeneration": (convert_qwen25vl, mmproj_qwen25vl),
+    "Llama4ForConditionalGeneration": (convert_llama4, mmproj_llama4),
 }
 
 
@@ -118,10 +124,11 @@ class _Checkpoint:
 # ------------------------------------------------------------------------------------- tensors
 
 def _out_type(name: str, shape: tuple[int, ...], outtype: str):
-    """The GGML type a tensor is written as: 1-D tensors (norms) stay f32."""
+    """The GGML type a tensor is written as: 1-D tensors (norms) stay f32, and so do MoE routers,
+    as llama.cpp keeps them (the top-k choice of experts is sensitive to rounding)."""
     import gguf
     T = gguf.GGMLQuantizationType
-    if len(shape) < 2 or outtype == "f32":
+    if len(shape) < 2 or outtype == "f32" or name.endswith("ffn_gate_inp.weight"):
         return T.F32
     if outtype == "f16":
         return T.F16
@@ -204,15 +211,25 @@ def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
     ckpt = _Checkpoint(hf_dir)
 
     plan: dict[str, str] = {}   # gguf name -> hf name
+    shapes: dict[str, tuple[int, ...]] = {}   # gguf name -> shape in PyTorch order
+    gguf_shape = getattr(mod, "gguf_shape", None)
     for hf_name in ckpt.where:
         try:
-            name = mod.gguf_name(hf_name, hp)
+            names = mod.gguf_name(hf_name, hp)
+            names = (names,) if isinstance(names, str) else names or ()
+            for name in names:
+                shapes[name] = gguf_shape(name, ckpt.shape(hf_name), hp) if gguf_shape else ckpt.shape(hf_name)
         except ValueError as e:
             raise ConvertError(f"{hf_dir}: {e}") from None
-        if name is not None:
+        for name in names:
             if name in plan:
                 raise ConvertError(f"{hf_dir}: {hf_name!r} and {plan[name]!r} both map to {name}")
             plan[name] = hf_name
+    extra = mod.extra_tensors(hp) if hasattr(mod, "extra_tensors") else {}
+    for name, data in extra.items():
+        if name in plan:
+            raise ConvertError(f"{hf_dir}: {name} is computed from config.json, but {plan[name]!r} maps to it")
+        shapes[name] = data.shape
     missing = sorted(mod.expected_names(hp) - plan.keys(), key=_sort_key)
     if missing:
         raise ConvertError(f"{hf_dir}: missing tensors for {', '.join(missing[:8])}"
@@ -230,15 +247,16 @@ def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
         n_vocab = mod.write_tokenizer(w, hf_dir, config)
 
         jobs = []
-        for name in sorted(plan, key=_sort_key):
-            shape = ckpt.shape(plan[name])
+        for name in sorted(shapes, key=_sort_key):
+            shape = shapes[name]
             if name in ("token_embd.weight", "output.weight") and n_vocab < shape[0]:
                 shape = (n_vocab, *shape[1:])
             elif name == "token_embd.weight" and n_vocab > shape[0]:
                 raise ConvertError(f"{hf_dir}: the tokenizer has {n_vocab} tokens, the embedding "
                                    f"only {shape[0]} rows")
-            jobs.append((name, shape, _out_type(name, shape, outtype),
-                         lambda n=name: mod.fix_tensor(n, ckpt.load(plan[n]), n_vocab)))
+            load = ((lambda n=name: extra[n]) if name in extra else
+                    (lambda n=name: mod.fix_tensor(n, ckpt.load(plan[n]), n_vocab)))
+            jobs.append((name, shape, _out_type(name, shape, outtype), load))
         write_tensors(w, jobs, progress)
     finally:
         w.close()

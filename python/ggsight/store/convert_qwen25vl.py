@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import (ConvertError, chat_template, read_json, read_optional_json, special_token_ids,
-                        write_decoder_shape)
+from .hf_common import ConvertError, write_bpe_tokenizer, write_decoder_shape
 
 ARCH = "qwen2vl"
 ARCHITECTURES = ("Qwen2_5_VLForConditionalGeneration",)
@@ -147,80 +146,10 @@ def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int) -> np.ndarray:
     return data
 
 
-# ---------------------------------------------------------------- vocabulary (byte-level BPE)
-
-class _TokenType:   # llama.cpp's llama_token_type
-    NORMAL, CONTROL, USER_DEFINED, UNUSED = 1, 3, 4, 5
-
-
-def _looks_special(tok: str) -> bool:
-    """llama.cpp's does_token_look_special: added tokens a tokenizer.json leaves non-special
-    (Qwen's <|fim_prefix|>, <|box_start|> ...) still become control tokens."""
-    return (tok in ("<pad>", "<mask>", "<2mass>", "[@BOS@]")
-            or (tok.startswith("<|") and tok.endswith("|>"))
-            or (tok.startswith("<\uff5c") and tok.endswith("\uff5c>"))
-            or (tok.startswith("<unused") and tok.endswith(">")))
-
-
-def _is_byte_level(tj: dict) -> bool:
-    pre = tj.get("pre_tokenizer") or {}
-    return any(p.get("type") == "ByteLevel" for p in pre.get("pretokenizers", [pre]))
-
-
-def _vocab(path: Path, n_vocab: int) -> tuple[list[str], list[int], list[str], dict]:
-    """(tokens, token types, merges as "a b", the tokenizer.json) padded to n_vocab rows with
-    "[PAD<i>]" unused tokens, as llama.cpp's converter pads Qwen's 151665 tokens to 151936."""
-    tj = read_json(path)
-    model = tj.get("model") or {}
-    if model.get("type") != "BPE" or not _is_byte_level(tj):
-        raise ConvertError(f"{path}: expected a byte-level BPE tokenizer (model BPE + ByteLevel "
-                           f"pre-tokenizer), got model {model.get('type')!r}")
-    id_to_tok = {int(i): t for t, i in model["vocab"].items()}
-    types = dict.fromkeys(id_to_tok, _TokenType.NORMAL)
-    for t in tj.get("added_tokens") or []:
-        i, tok = int(t["id"]), t["content"]
-        id_to_tok[i] = tok
-        types[i] = _TokenType.CONTROL if t.get("special") or _looks_special(tok) else _TokenType.USER_DEFINED
-    n = max(n_vocab, max(id_to_tok) + 1)
-    tokens = [id_to_tok.get(i, f"[PAD{i}]") for i in range(n)]
-    token_types = [types.get(i, _TokenType.UNUSED) for i in range(n)]
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
-    return tokens, token_types, merges, tj
-
-
-def _adds_bos(tj: dict, tcfg: dict) -> bool:
-    """Whether encoding prepends a token: tokenizer.json's TemplateProcessing (what HF applies,
-    and what llama.cpp prefers when the two disagree), else tokenizer_config.json, else no."""
-    post = tj.get("post_processor") or {}
-    for proc in post.get("processors", [post]):
-        if proc.get("type") == "TemplateProcessing":
-            single = proc.get("single") or [{}]
-            return "SpecialToken" in single[0]
-    return bool(tcfg.get("add_bos_token", False))
-
-
 def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
     """tokenizer.ggml.* (model "gpt2", pre "qwen2") and tokenizer.chat_template; returns the
     vocabulary size (config vocab_size, or more if the tokenizer has more)."""
     if not (hf_dir / "tokenizer.json").is_file():
         raise ConvertError(f"{hf_dir}: no tokenizer.json (Qwen2.5-VL needs its byte-level BPE tokenizer.json)")
     n_vocab = int(text_config(config).get("vocab_size", _DEFAULTS["vocab_size"]))
-    tokens, types, merges, tj = _vocab(hf_dir / "tokenizer.json", n_vocab)
-    tcfg = read_optional_json(hf_dir / "tokenizer_config.json")
-    to_id = {t: i for i, t in enumerate(tokens)}
-    ids = special_token_ids(hf_dir, config, to_id, len(tokens), kinds=("bos", "eos", "pad"))
-
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    for kind, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("pad", w.add_pad_token_id)):
-        if kind in ids:
-            add(ids[kind])
-    w.add_add_bos_token(_adds_bos(tj, tcfg))
-    w.add_add_eos_token(bool(tcfg.get("add_eos_token", False)))
-    template = chat_template(hf_dir)
-    if template:
-        w.add_chat_template(template)
-    return len(tokens)
+    return write_bpe_tokenizer(w, hf_dir, config, n_vocab, "qwen2")

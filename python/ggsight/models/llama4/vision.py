@@ -1,0 +1,156 @@
+"""Llama 4 vision: a ViT over one tile (+ class token, learned positions, 2D rope on
+interleaved pairs), pixel shuffle, the two-layer GELU adapter and the projector into the text
+width - one ggml graph per tile (llama.cpp's mmproj names)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...ggml import Context, DType, Tensor
+from ...ggml.ops import ROPE_NORMAL
+from ...nn import WeightBinder, attention, patch_embed
+from ...nn.tiles import TileKernels
+
+_LAYER_NORM_EPS = 1e-5   # HF builds its LayerNorms with the default eps, whatever the config says
+
+
+@dataclass(frozen=True)
+class Llama4VisionConfig:
+    tile_size: int
+    patch_size: int
+    n_embd: int
+    n_ff: int
+    n_layer: int
+    n_head: int
+    n_embd_text: int
+    shuffle_ratio: float
+    rope_base: float
+
+    @classmethod
+    def from_gguf(cls, gguf) -> "Llama4VisionConfig":
+        def key(name, default=None):
+            value = gguf.get(f"clip.vision.{name}", default)
+            if value is None:
+                raise ValueError(f"{gguf.path}: mmproj lacks clip.vision.{name}")
+            return value
+        scale = int(key("projector.scale_factor", 2))
+        return cls(tile_size=int(key("image_size")), patch_size=int(key("patch_size")),
+                   n_embd=int(key("embedding_length")), n_ff=int(key("feed_forward_length")),
+                   n_layer=int(key("block_count")), n_head=int(key("attention.head_count")),
+                   n_embd_text=int(key("projection_dim")),
+                   shuffle_ratio=float(key("pixel_shuffle_ratio", 1.0 / scale)),
+                   rope_base=float(key("rope.freq_base", 10000.0)))
+
+    @property
+    def side(self) -> int:
+        return self.tile_size // self.patch_size
+
+    @property
+    def tokens_per_tile(self) -> int:
+        return int(round(self.side * self.side * self.shuffle_ratio ** 2))
+
+
+def _layer_norm(x: Tensor, wb: tuple) -> Tensor:
+    return x.norm(_LAYER_NORM_EPS).mul(wb[0]).add(wb[1])
+
+
+def _pixel_shuffle(x: Tensor, side: int, ratio: float) -> Tensor:
+    """HF's pixel_shuffle on one tile: [C, side * side] -> [C / ratio^2, (side * ratio)^2].
+    (HF's shapes [h, w, C] are ggml's (C, w, h); each HF permute(0, 2, 1, 3) swaps ne1, ne2.)"""
+    c = x.ne[0]
+    r_side = int(round(side * ratio))
+    x = x.reshape(int(round(c / ratio)), r_side, side)                            # HF [h, w*r, C/r]
+    x = x.permute(0, 2, 1, 3).cont()                                              # HF [w*r, h, C/r]
+    x = x.reshape(int(round(c / ratio ** 2)), r_side, r_side)                     # HF [h*r, w*r, C/r^2]
+    x = x.permute(0, 2, 1, 3).cont()                                              # HF [w*r, h*r, C/r^2]
+    return x.reshape(x.ne[0], r_side * r_side)
+
+
+class Llama4Vision:
+    def __init__(self, gguf, weights, bf16_tiles: bool | None = None):
+        self.config = c = Llama4VisionConfig.from_gguf(gguf)
+        w = self.binder = WeightBinder(weights)
+        p = c.patch_size
+        self.patch_w = w("v.patch_embd.weight")                     # [3 * p * p, n_embd] (HF's unfold + linear)
+        self.class_embd = w("v.class_embd", (c.n_embd,))
+        self.pos = w("v.position_embd.weight", (c.n_embd, c.side * c.side + 1))
+        self.pre_ln = (w("v.pre_ln.weight", (c.n_embd,)), w("v.pre_ln.bias", (c.n_embd,)))
+        self.post_ln = (w("v.post_ln.weight", (c.n_embd,)), w("v.post_ln.bias", (c.n_embd,)))
+        self.layers = []
+        for il in range(c.n_layer):
+            b = f"v.blk.{il}."
+            self.layers.append({n: (w(b + n + ".weight"), w(b + n + ".bias"))
+                                for n in ("ln1", "ln2", "attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")})
+        self.mlp1 = w("mm.model.mlp.1.weight")
+        self.mlp2 = w("mm.model.mlp.2.weight")
+        self.proj = w("mm.model.fc.weight", (self.mlp2.ne[1], c.n_embd_text))
+        if self.patch_w.ne[0] != 3 * p * p:
+            raise ValueError(f"{gguf.path}: v.patch_embd.weight has {self.patch_w.ne[0]} inputs, expected {3 * p * p}")
+        matrices = [L[n][0] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")]
+        self.kernels = TileKernels(matrices + [self.mlp1, self.mlp2, self.proj], bf16_tiles)
+        self.kv_type = DType.F32 if all(m.dtype == DType.F32 for m in matrices) else DType.F16
+
+    def _rope_2d(self, t: Tensor, pos_x: Tensor, pos_y: Tensor, n: int) -> Tensor:
+        """HF's complex rotation of interleaved pairs: the first half of each head turns with the
+        patch column, the second with the row (positions 1-based; the class token's 0 = none)."""
+        c = self.config
+        hd = c.n_embd // c.n_head
+        half = hd // 2
+        first = t.view((half, c.n_head, n), (t.nb[0], t.nb[1], t.nb[2]), 0)
+        second = t.view((half, c.n_head, n), (t.nb[0], t.nb[1], t.nb[2]), half * t.nb[0])
+        first = first.rope(pos_x, half, ROPE_NORMAL, freq_base=c.rope_base)
+        second = second.rope(pos_y, half, ROPE_NORMAL, freq_base=c.rope_base)
+        return first.concat(second, 0)
+
+    def build(self, ctx: Context, pixels: Tensor, pos_x: Tensor, pos_y: Tensor) -> Tensor:
+        """One tile [S, S, 3, 1] -> [n_embd_text, tokens_per_tile]."""
+        c = self.config
+        mm = self.kernels.mul_mat
+        hd = c.n_embd // c.n_head
+        n = c.side * c.side + 1
+        with ctx:
+            kernel = self.patch_w.reshape(c.patch_size, c.patch_size, 3, c.n_embd)
+            x = patch_embed(kernel, pixels, c.patch_size)                         # [n_embd, side * side]
+            x = x.concat(self.class_embd.reshape(c.n_embd, 1), 1)                  # class token last
+            x = _layer_norm(x.add(self.pos), self.pre_ln).named("v_pre_ln")       # [n_embd, n]
+            for il, L in enumerate(self.layers):
+                cur = _layer_norm(x, L["ln1"])
+                q = mm(L["attn_q"][0], cur).add(L["attn_q"][1]).reshape(hd, c.n_head, n)
+                k = mm(L["attn_k"][0], cur).add(L["attn_k"][1]).reshape(hd, c.n_head, n)
+                v = mm(L["attn_v"][0], cur).add(L["attn_v"][1]).reshape(hd, c.n_head, n)
+                q, k = self._rope_2d(q, pos_x, pos_y, n), self._rope_2d(k, pos_x, pos_y, n)
+                att = self._attention(q, k, v, 1.0 / math.sqrt(hd))
+                x = x.add(mm(L["attn_out"][0], att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
+                cur = mm(L["ffn_up"][0], _layer_norm(x, L["ln2"])).add(L["ffn_up"][1]).gelu_erf()
+                x = x.add(mm(L["ffn_down"][0], cur).add(L["ffn_down"][1])).named(f"v_out-{il}")
+            x = _layer_norm(x, self.post_ln)
+            x = x.view((c.n_embd, n - 1), (x.nb[0], x.nb[1]), 0).cont()             # drop the class token
+            x = _pixel_shuffle(x, c.side, c.shuffle_ratio)                          # [n_embd / r^2, tokens]
+            x = mm(self.mlp1, x).gelu_erf()
+            x = mm(self.mlp2, x).gelu_erf()
+            return mm(self.proj, x).named("mm_out")                                 # [n_embd_text, tokens]
+
+    def _attention(self, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+        tiled = self.kernels.attention(q, k, v, scale)
+        if tiled is not None:
+            return tiled
+        k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)
+        if self.kv_type != DType.F32:
+            k, v = k.cast(self.kv_type), v.cast(self.kv_type)
+        return attention(q, k, v, None, scale)
+
+    def encode(self, sched, tile: np.ndarray) -> np.ndarray:
+        """numpy [3, S, S] -> [tokens_per_tile, n_embd_text]."""
+        c = self.config
+        n = c.side * c.side + 1
+        ctx = Context(40 * c.n_layer + 64)
+        img = ctx.input("v_pixels", (c.tile_size, c.tile_size, 3, 1), DType.F32)
+        pos_x, pos_y = ctx.input("v_pos_x", (n,), DType.I32), ctx.input("v_pos_y", (n,), DType.I32)
+        out = self.build(ctx, img, pos_x, pos_y)
+        idx = np.arange(c.side * c.side)
+        px = np.append(idx % c.side + 1, 0).astype(np.int32)
+        py = np.append(idx // c.side + 1, 0).astype(np.int32)
+        result, = sched.run(ctx.graph(out), {img: tile, pos_x: px, pos_y: py})
+        return result
