@@ -1,10 +1,9 @@
 """How Gemma 3 puts images into a prompt, for the engine: marker, expansion, embeddings."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
+from ..glue import check_options, check_pairing
 from .processor import Gemma3ImageConfig, preprocess
 from .vision import Gemma3Vision
 
@@ -20,20 +19,12 @@ class Gemma3Images:
 
     def __init__(self, mmproj_gguf, weights, tokenizer, n_embd_text: int | None = None, **image_options):
         self.vision = Gemma3Vision(mmproj_gguf, weights)
-        width = self.vision.config.n_embd_text
-        if n_embd_text is not None and width != n_embd_text:
-            raise ValueError(f"{mmproj_gguf.path}: the projector makes {width}-wide embeddings but the text "
-                             f"model is {n_embd_text} wide: this mmproj belongs to another model")
-        known = {f.name for f in dataclasses.fields(Gemma3ImageConfig)}
-        unknown = sorted(set(image_options) - known)
-        if unknown:
-            raise ValueError(f"image_options {unknown} unknown to Gemma 3; it takes {', '.join(sorted(known))}")
-        self.image_config = Gemma3ImageConfig.from_gguf(mmproj_gguf, **image_options)
         self.image_token = "<image_soft_token>"
+        check_pairing(mmproj_gguf, self.vision.config.n_embd_text, n_embd_text, tokenizer,
+                      (self.marker, "<end_of_image>", self.image_token), "Gemma 3")
+        check_options(image_options, Gemma3ImageConfig, "Gemma 3")
+        self.image_config = Gemma3ImageConfig.from_gguf(mmproj_gguf, **image_options)
         self.image_token_id = tokenizer.token_id(self.image_token)
-        for name in (self.marker, "<end_of_image>", self.image_token):
-            if tokenizer.token_id(name) is None:
-                raise ValueError(f"the text model's vocabulary has no {name} token: not a Gemma 3 vision model")
         self.n_tokens = self.vision.config.n_tokens
 
     def expansion(self, n_views: int = 1) -> str:

@@ -1,10 +1,9 @@
 """How Llama 4 puts images into a prompt, for the engine: tiles, separators, embeddings."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
+from ..glue import check_options, check_pairing
 from .processor import Llama4ImageConfig, preprocess
 from .vision import Llama4Vision
 
@@ -30,20 +29,12 @@ class Llama4Images:
 
     def __init__(self, mmproj_gguf, weights, tokenizer, n_embd_text: int | None = None, **image_options):
         self.vision = Llama4Vision(mmproj_gguf, weights)
-        width = self.vision.config.n_embd_text
-        if n_embd_text is not None and width != n_embd_text:
-            raise ValueError(f"{mmproj_gguf.path}: the projector makes {width}-wide embeddings but the text "
-                             f"model is {n_embd_text} wide: this mmproj belongs to another model")
-        known = {f.name for f in dataclasses.fields(Llama4ImageConfig)}
-        unknown = sorted(set(image_options) - known)
-        if unknown:
-            raise ValueError(f"image_options {unknown} unknown to Llama 4; it takes {', '.join(sorted(known))}")
+        check_pairing(mmproj_gguf, self.vision.config.n_embd_text, n_embd_text, tokenizer,
+                      ("<|image_start|>", "<|image_end|>", "<|image|>", "<|tile_x_separator|>",
+                       "<|tile_y_separator|>", self.image_token), "Llama 4")
+        check_options(image_options, Llama4ImageConfig, "Llama 4")
         self.image_config = Llama4ImageConfig.from_gguf(mmproj_gguf, **image_options)
         self.image_token_id = tokenizer.token_id(self.image_token)
-        for name in ("<|image_start|>", "<|image_end|>", "<|image|>", "<|tile_x_separator|>",
-                     "<|tile_y_separator|>", self.image_token):
-            if tokenizer.token_id(name) is None:
-                raise ValueError(f"the text model's vocabulary has no {name} token: not a Llama 4 vision model")
         self.n_tokens = self.vision.config.tokens_per_tile
 
     def tokens_of(self, view) -> int:

@@ -1,10 +1,9 @@
 """How Qwen2.5-VL puts images into a prompt, for the engine: marker, layout, embeddings."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
+from ..glue import check_options, check_pairing
 from .processor import QwenImageConfig, preprocess
 from .vision import QwenVision
 
@@ -23,22 +22,13 @@ class QwenVLImages:
 
     def __init__(self, mmproj_gguf, weights, tokenizer, n_embd_text: int | None = None, **image_options):
         self.vision = QwenVision(mmproj_gguf, weights)
-        width = self.vision.config.n_embd_text
-        if n_embd_text is not None and width != n_embd_text:
-            raise ValueError(f"{mmproj_gguf.path}: the projector makes {width}-wide embeddings but the text "
-                             f"model is {n_embd_text} wide: this mmproj belongs to another model")
+        check_pairing(mmproj_gguf, self.vision.config.n_embd_text, n_embd_text, tokenizer,
+                      ("<|vision_start|>", "<|vision_end|>", self.image_token), "Qwen2.5-VL")
+        check_options(image_options, QwenImageConfig, "Qwen2.5-VL", extra=("max_tokens",))
         budget = image_options.pop("max_tokens", None)
-        known = {f.name for f in dataclasses.fields(QwenImageConfig)}
-        unknown = sorted(set(image_options) - known)
-        if unknown:
-            raise ValueError(f"image_options {unknown} unknown to Qwen2.5-VL; it takes max_tokens, "
-                             f"{', '.join(sorted(known))}")
         cfg = QwenImageConfig.from_gguf(mmproj_gguf, merge_size=self.vision.config.merge, **image_options)
         self.image_config = cfg.with_token_budget(int(budget)) if budget is not None else cfg
         self.image_token_id = tokenizer.token_id(self.image_token)
-        for name in ("<|vision_start|>", "<|vision_end|>", self.image_token):
-            if tokenizer.token_id(name) is None:
-                raise ValueError(f"the text model's vocabulary has no {name} token: not a Qwen2.5-VL model")
 
     def _side(self) -> int:
         return self.image_config.patch_size * self.image_config.merge_size
