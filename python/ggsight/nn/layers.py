@@ -42,3 +42,21 @@ def patch_embed(kernel: Tensor, pixels: Tensor, patch: int) -> Tensor:
     k = cols.ne[0]
     cols = cols.reshape(k, cols.ne[1] * cols.ne[2] * cols.ne[3])                 # [K, n_patches * N]
     return kernel.reshape(k, kernel.ne[3]).mul_mat(cols)                         # [C_out, n_patches * N]
+
+
+_SQRT_2_OVER_PI_X2 = 1.5957691216057308   # 2 * sqrt(2 / pi): 0.5 * (1 + tanh(z)) = sigmoid(2 z)
+
+
+def gelu_tanh(x: Tensor, exact: bool) -> Tensor:
+    """GELU, tanh approximation (HF's gelu_pytorch_tanh). ggml's own op reads a table indexed
+    by the f16-rounded input (~1e-3 relative per value, ~6e-4 in a tiny model's logits); exact
+    spells it out in f32 ops (five passes instead of one) for f32 models."""
+    if not exact:
+        return x.gelu()
+    inner = x.mul(x.sqr().scale(0.044715)).add(x)                  # x + 0.044715 x^3
+    return x.mul(inner.scale(_SQRT_2_OVER_PI_X2).sigmoid())
+
+
+def geglu(gate: Tensor, up: Tensor, exact: bool) -> Tensor:
+    """gelu_tanh(gate) * up (ggml's fused op shares gelu's table)."""
+    return gelu_tanh(gate, True).mul(up) if exact else gate.geglu_split(up)

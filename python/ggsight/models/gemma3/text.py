@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 
 from ...cache import FULL, BatchInputs, CacheKind, window_kind
-from ...ggml import Tensor
+from ...ggml import DType, Tensor
 from ...ggml.ops import ROPE_NEOX
-from ...nn import WeightBinder, attention, rms_norm
+from ...nn import WeightBinder, attention, geglu, rms_norm
 from .config import Gemma3Config
 
 
@@ -41,6 +41,8 @@ class Gemma3Text:
         self.output = w.optional("output.weight", (c.n_embd,)) or self.tok_embd  # tied in Gemma 3
         self.n_vocab = self.tok_embd.ne[1]
         self.flash_attn = True
+        # f32 weights ask for exact maths: GELU in f32 ops rather than ggml's f16 table
+        self.exact_gelu = all(L.gate.dtype == DType.F32 for L in self.layers)
 
     def cache_kinds(self) -> list[CacheKind]:
         c = self.config
@@ -85,7 +87,7 @@ class Gemma3Text:
             x = cur.add(x).named(f"attn_residual-{il}")                        # [n_embd, n_tokens]
 
             cur = rms_norm(x, L.ffn_norm, c.norm_eps).named(f"ffn_norm-{il}")
-            cur = L.gate.mul_mat(cur).geglu_split(L.up.mul_mat(cur))          # gelu(tanh) gate * up
+            cur = geglu(L.gate.mul_mat(cur), L.up.mul_mat(cur), self.exact_gelu)  # gelu(tanh) gate * up
             cur = L.down.mul_mat(cur)
             cur = rms_norm(cur, L.post_ffn_norm, c.norm_eps).named(f"ffn_post_norm-{il}")
             x = cur.add(x).named(f"l_out-{il}")

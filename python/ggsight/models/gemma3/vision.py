@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 
 from ...ggml import Context, DType, Tensor
-from ...nn import WeightBinder, attention, patch_embed, rms_norm
+from ...nn import WeightBinder, attention, gelu_tanh, patch_embed, rms_norm
 from ...nn.tiles import TileKernels
 
 
@@ -93,7 +93,7 @@ class Gemma3Vision:
                 att = self._attention(q, k, v, 1.0 / math.sqrt(head_dim))  # [n_embd, n_patches]
                 x = x.add(mm(L["attn_out"][0], att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
                 cur = _norm(x, *L["ln2"], c.eps)
-                cur = mm(L["ffn_up"][0], cur).add(L["ffn_up"][1]).gelu()
+                cur = gelu_tanh(mm(L["ffn_up"][0], cur).add(L["ffn_up"][1]), self.kv_type == DType.F32)
                 cur = mm(L["ffn_down"][0], cur).add(L["ffn_down"][1])
                 x = x.add(cur).named(f"v_out-{il}")
             x = _norm(x, *self.post_ln, c.eps).named("v_post_ln")                 # [n_embd, n_patches]
