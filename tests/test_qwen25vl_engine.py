@@ -40,7 +40,7 @@ def test_prefix_reuse_equals_full_recomputation():
     fresh = load(n_batch=16).generate(follow, images=[IMG], raw=True, max_tokens=4, temperature=0)
     assert b.tokens == fresh.tokens and a.done
     r = m.chat([{"role": "user", "content": "what is it", "images": [IMG]}], options={"temperature": 0, "num_predict": 3})
-    assert r.done and len(m._embeddings) == 1   # the same image is embedded once
+    assert r.done and m.image_encodes == 1   # the same image is embedded once
 
 
 def test_text_after_an_image_prompt_starts_from_fresh_positions():
@@ -83,3 +83,14 @@ def test_a_call_can_set_its_own_image_token_budget():
     assert r.done
     with pytest.raises(ValueError, match="at least 1"):
         m.evaluate(ggsight.IMAGE, images=[IMG], max_image_tokens=0)
+
+
+def test_a_new_image_after_a_graph_of_the_same_shape():
+    """Encoding an image re-uses the scheduler's buffers; the text graph kept for reuse must be
+    allocated again before it runs (it crashed once)."""
+    other = str(ROOT / "two_images_different_sizes-0.png")          # same size, other pixels
+    m = load()
+    m.evaluate("hello" + ggsight.IMAGE, images=[IMG])
+    ids, got = m.evaluate("hello" + ggsight.IMAGE, images=[other])
+    ids2, ref = load().evaluate("hello" + ggsight.IMAGE, images=[other])
+    assert ids == ids2 and rel(got, ref) < 1e-6 and m.image_encodes == 2

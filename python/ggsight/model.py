@@ -10,6 +10,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .cache import KVCache
+from .engine.image_cache import DEFAULT_MAX_BYTES, ImageCache, default_disk_dir, file_identity
 from .engine.positions import mrope_positions, text_positions
 from .engine.responses import ChatResponse, GenerateResponse
 from .engine.runner import Runner
@@ -44,26 +45,35 @@ def default_model_path() -> Path:
 
 def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: int = 512,
          n_threads: int | None = None, kv_type: str = "f16", use_mmap: bool = True, repack: bool = False,
-         mmproj: str | os.PathLike | None = None, image_options: dict | None = None) -> "Model":
+         mmproj: str | os.PathLike | None = None, image_options: dict | None = None,
+         image_cache_bytes: int = DEFAULT_MAX_BYTES, image_cache_dir: str | os.PathLike | bool | None = None) -> "Model":
     """Load a GGUF model (None: the embedded default model).
 
     image_options: the model's image preprocessing settings, e.g. {"pan_and_scan": True}
     (Gemma 3: the original image plus up to 4 crops of a wide or tall one, as HF does).
+    image_cache_bytes bounds the in-memory image-embedding cache (least recently used out);
+    image_cache_dir=True (or a folder) also keeps embeddings on disk across restarts.
 
     repack=True copies matmul weights into ggml's repacked CPU layouts, as llama.cpp does by
     default; measured on this project's 2-core AVX2 machine it was not faster (see bench/),
     so weights stay mapped from the file unless asked.
     """
     return Model(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap,
-                 repack=repack, mmproj=mmproj, image_options=image_options)
+                 repack=repack, mmproj=mmproj, image_options=image_options, image_cache_bytes=image_cache_bytes,
+                 image_cache_dir=image_cache_dir)
 
 
 class Model:
     def __init__(self, path=None, *, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
                  kv_type: str = "f16", use_mmap: bool = True, repack: bool = False, mmproj=None,
-                 image_options: dict | None = None):
+                 image_options: dict | None = None, image_cache_bytes: int = DEFAULT_MAX_BYTES,
+                 image_cache_dir: str | os.PathLike | bool | None = None):
         t0 = time.perf_counter_ns()
         self.image_options = dict(image_options or {})
+        self._image_cache_args = (image_cache_bytes, default_disk_dir() if image_cache_dir is True else
+                                  (image_cache_dir or None))
+        self.image_cache = ImageCache(image_cache_bytes)
+        self.image_encodes = 0         # vision tower runs (a cached image costs none)
         self.path = Path(path) if path is not None else default_model_path()
         if not self.path.is_file():
             raise InvalidArgumentError(f"model file not found: {self.path}")
@@ -95,7 +105,6 @@ class Model:
         cache_batch = max(self.n_batch, self.images.largest_group if self.images else 0)
         self.cache = KVCache(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, cache_batch, KV_TYPES[kv_type])
         self._keys: list = []          # what the cache holds: token ids, (id, image hash) for image tokens
-        self._embeddings: dict = {}    # image hash -> embeddings (the full cache is a later issue)
         self._grids: dict = {}         # image hash -> (rows, cols) of its tokens (M-RoPE models)
         self._rope_offset = 0          # M-RoPE: position minus sequence index after the cached prompt
         self.runner = Runner(self.net, self.cache, self.sched, self.n_batch)
@@ -111,8 +120,13 @@ class Model:
                 raise InvalidArgumentError(f"mmproj file not found: {path}")
             mmproj = GGUFFile.open(path)
         self.mmproj_gguf = mmproj
-        return glue(self.mmproj_gguf, load_weights(self.mmproj_gguf, cpu_device()), self.tokenizer,
-                    n_embd_text=self.net.config.n_embd, **self.image_options)
+        images = glue(self.mmproj_gguf, load_weights(self.mmproj_gguf, cpu_device()), self.tokenizer,
+                      n_embd_text=self.net.config.n_embd, **self.image_options)
+        max_bytes, disk_dir = self._image_cache_args
+        # on disk, embeddings are filed under the projector file they came from
+        namespace = file_identity(mmproj.path) if disk_dir is not None else "default"
+        self.image_cache = ImageCache(max_bytes, disk_dir, namespace)
+        return images
 
     # ---- text <-> tokens -------------------------------------------------------------
     def tokenize(self, text: str, special: bool = True, add_bos: bool | None = None) -> list[int]:
@@ -164,12 +178,16 @@ class Model:
                                        f"need {sum(counts)}: remove {glue.image_token!r} from the text")
         starts = [int(where[k]) for k in np.cumsum([0] + counts[:-1])]
         spans = []
-        for first, pixels in zip(starts, flat):
-            key = hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
-            if key not in self._embeddings:
-                self._embeddings[key] = glue.embed(self.sched, pixels)
+        keys = [hashlib.sha256(repr(p.shape).encode() + p.tobytes()).hexdigest() for p in flat]
+        with self.image_cache.in_use(keys):   # a prompt's own images are never evicted while it is built
+            for first, pixels, key in zip(starts, flat, keys):
+                emb = self.image_cache.get(key)
+                if emb is None:
+                    emb = glue.embed(self.sched, pixels)
+                    self.image_encodes += 1
+                    self.image_cache.put(key, emb)
                 self._grids[key] = glue.grid(pixels)
-            spans.append((first, self._embeddings[key], key))
+                spans.append((first, emb, key))
         return ids, spans
 
     def _rope_positions(self, ids, spans) -> np.ndarray | None:

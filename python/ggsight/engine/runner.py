@@ -54,6 +54,7 @@ class Runner:
             self.graphs_built += 1
             self.build_seconds += time.perf_counter() - t0
         built = self._last
+        self.sched.ensure_allocated(built.graph)   # an image encoded since then took the buffers
         built.inputs.write(plan)
         t_compute = time.perf_counter()
         self.sched.compute(built.graph)

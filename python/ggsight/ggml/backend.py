@@ -163,12 +163,19 @@ class Scheduler:
         ptr = check_ptr(lib.gs_sched_new(arr, len(self.backends), max_nodes, int(op_offload)), "scheduler")
         self.ptr = owned(ptr, lib.gs_sched_free, *self.backends)
         self.max_nodes = max_nodes
+        self.allocated: Graph | None = None   # the graph whose tensors the compute buffers hold now
 
     def reserve(self, graph: Graph) -> None:
         check(lib.gs_sched_reserve(self.ptr, graph.ptr), "reserve")
 
     def alloc(self, graph: Graph) -> None:
         check(lib.gs_sched_alloc(self.ptr, graph.ptr), "allocate graph")
+        self.allocated = graph
+
+    def ensure_allocated(self, graph: Graph) -> None:
+        """Allocate `graph` again if another graph (a vision tower's, say) used the buffers since."""
+        if self.allocated is not graph:
+            self.alloc(graph)
 
     def compute(self, graph: Graph) -> None:
         check(lib.gs_sched_compute(self.ptr, graph.ptr), "compute")
@@ -194,3 +201,4 @@ class Scheduler:
 
     def reset(self) -> None:
         check(lib.gs_sched_reset(self.ptr))
+        self.allocated = None
