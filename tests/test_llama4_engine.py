@@ -73,3 +73,18 @@ def test_image_options_and_errors():
     assert m.tokenizer.token_id("<|tile_x_separator|>") not in ids     # one tile: no grid
     with pytest.raises(ValueError, match="max_image_tokens does not apply"):
         m.evaluate(ggsight.IMAGE, images=[str(ROOT / CASES["image_2x2_grid"]["images"][0])], max_image_tokens=4)
+
+
+def test_prefix_reuse_on_chunked_layers_equals_full_recomputation():
+    m = load(n_batch=8)
+    base = CASES["text_several_chunks"]["prompt"]
+    m.generate(base, raw=True, max_tokens=2, temperature=0)
+    longer = base + " and the model reads on"
+    r = m.generate(longer, raw=True, max_tokens=3, temperature=0)
+    fresh = load(n_batch=8).generate(longer, raw=True, max_tokens=3, temperature=0)
+    assert r.tokens == fresh.tokens
+    assert m.last_reused > 30       # the chunk ring still held what the rest needed
+    # an edit far back: the ring no longer holds that chunk's cells, so it starts over (same result)
+    edited = "hi" + base[5:]
+    r = m.generate(edited, raw=True, max_tokens=3, temperature=0)
+    assert r.tokens == load(n_batch=8).generate(edited, raw=True, max_tokens=3, temperature=0).tokens
