@@ -19,8 +19,12 @@ def __getattr__(name):  # load()/Model pull in tokenizers & co. only when used
     if name in ("load", "Model", "IMAGE"):
         from . import model
         return getattr(model, name)
+    if name in ("estimate", "MemoryEstimate"):
+        from .engine import memory
+        return getattr(memory, name)
     raise AttributeError(f"module 'ggsight' has no attribute {name!r}")
 
 
-__all__ = ["IMAGE", "Model", "load", "BackendError", "GGSightError", "GgmlError", "InvalidArgumentError", "NativeLibraryError",
-           "OutOfMemoryError", "UnsupportedError", "__version__", "system_info"]
+__all__ = ["IMAGE", "MemoryEstimate", "Model", "estimate", "load", "BackendError", "GGSightError", "GgmlError",
+           "InvalidArgumentError", "NativeLibraryError", "OutOfMemoryError", "UnsupportedError", "__version__",
+           "system_info"]

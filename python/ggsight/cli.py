@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
     from .cli_run import add_parser as add_run
     add_run(sub)
+    from .cli_show import add_parser as add_show
+    add_show(sub)
     from .store.convert import add_parser as add_convert
     add_convert(sub)
     return ap

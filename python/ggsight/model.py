@@ -11,6 +11,7 @@ import numpy as np
 
 from .cache import KVCache
 from .engine.image_cache import DEFAULT_MAX_BYTES, ImageCache, default_disk_dir, file_identity
+from .engine.memory import plan as plan_memory
 from .engine.positions import mrope_positions, text_positions
 from .engine.responses import ChatResponse, GenerateResponse
 from .engine.runner import Runner
@@ -103,6 +104,9 @@ class Model:
         c = self.net.config
         # an image never splits, so the batch (and a sliding-window ring) must hold one whole
         cache_batch = max(self.n_batch, self.images.largest_group if self.images else 0)
+        # refuse now, naming the numbers, rather than fail (or swap) once the cache is allocated
+        self.memory = plan_memory(self.net, self.images, n_ctx=n_ctx, n_batch=self.n_batch, kv_type=kv_type)
+        self.memory.check(self.path.name)
         self.cache = KVCache(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, cache_batch, KV_TYPES[kv_type])
         self._keys: list = []          # what the cache holds: token ids, (id, image hash) for image tokens
         self._grids: dict = {}         # image hash -> (rows, cols) of its tokens (M-RoPE models)

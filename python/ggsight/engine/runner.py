@@ -9,6 +9,8 @@ import numpy as np
 from ..cache import BatchInputs, KVCache, plan_batch
 from ..ggml import Context, Scheduler
 
+MAX_NODES = 16384  # graph nodes a text forward may use (the memory planner builds the same graph)
+
 
 class _BuiltGraph:
     def __init__(self, model, cache: KVCache, plan, max_nodes: int):
@@ -26,7 +28,7 @@ class Runner:
     built graph and its allocation: only the input tensors get new data.
     """
 
-    def __init__(self, model, cache: KVCache, sched: Scheduler, n_batch: int, max_nodes: int = 16384):
+    def __init__(self, model, cache: KVCache, sched: Scheduler, n_batch: int, max_nodes: int = MAX_NODES):
         self.model = model
         self.cache = cache
         self.sched = sched

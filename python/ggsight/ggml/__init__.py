@@ -1,5 +1,6 @@
 """Python objects over ggml: Tensor/Context/Graph, Backend/Device/Scheduler, GGUF reader."""
-from .backend import Backend, Buffer, Device, Scheduler, cpu_device, default_threads, devices
+from .backend import (Backend, Buffer, Device, Scheduler, cpu_device, default_threads, device_alignment,
+                      device_alloc_size, devices)
 from .dtypes import DType, row_bytes, traits
 from .gguf import GGUFError, GGUFFile, TensorInfo
 from .quant import dequantize, quantize
@@ -8,5 +9,5 @@ from .tensor import Context, Graph, Tensor
 from .weights import Weights, load_weights
 
 __all__ = ["Backend", "Buffer", "Context", "DType", "Device", "GGUFError", "GGUFFile", "Graph", "Scheduler",
-           "Tensor", "TensorInfo", "Weights", "cpu_device", "default_threads", "dequantize", "devices",
-           "load_weights", "quantize", "row_bytes", "system_info", "traits"]
+           "Tensor", "TensorInfo", "Weights", "cpu_device", "default_threads", "dequantize", "device_alignment",
+           "device_alloc_size", "devices", "load_weights", "quantize", "row_bytes", "system_info", "traits"]

@@ -53,6 +53,16 @@ def extra_supports_matmul(device_index: int, extra: int, weight: Tensor) -> bool
     return bool(lib.gs_extra_buft_supports_matmul(device_index, extra, weight.ptr))
 
 
+def device_alignment(device_index: int) -> int:
+    """Alignment of tensors in the device's default buffer type."""
+    return lib.gs_device_alignment(device_index)
+
+
+def device_alloc_size(device_index: int, t: Tensor) -> int:
+    """Bytes a tensor like `t` takes in the device's default buffer type (before alignment)."""
+    return lib.gs_device_alloc_size(device_index, t.ptr)
+
+
 def default_threads() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))

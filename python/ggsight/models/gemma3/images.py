@@ -56,6 +56,12 @@ class Gemma3Images:
             raise ValueError(f"Gemma 3 gives every image {self.n_tokens} tokens: max_image_tokens does not apply")
         return preprocess(image, self.image_config)
 
+    def largest_view(self) -> np.ndarray:
+        """[3, size, size] zeros: every view (the image, each crop) is encoded at the tower's
+        fixed size, so this is the most costly encode, which the memory planner sizes."""
+        size = self.vision.config.image_size
+        return np.zeros((3, size, size), np.float32)
+
     def embed(self, sched, pixels: np.ndarray) -> np.ndarray:
         """[3, size, size] -> [n_tokens, n_embd_text]"""
         return self.vision.encode(sched, pixels)

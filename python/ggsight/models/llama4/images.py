@@ -59,6 +59,12 @@ class Llama4Images:
         tiles, aspect = preprocess(image, self.image_config)
         return TiledImage(list(np.asarray(tiles)), tuple(aspect))
 
+    def largest_view(self) -> np.ndarray:
+        """[3, S, S] zeros: the tower encodes one tile at a time, so one tile is the most costly
+        encode, which the memory planner sizes."""
+        size = self.vision.config.tile_size
+        return np.zeros((3, size, size), np.float32)
+
     def embed(self, sched, tile: np.ndarray) -> np.ndarray:
         """[3, S, S] -> [tokens_per_tile, n_embd_text]"""
         return self.vision.encode(sched, tile)

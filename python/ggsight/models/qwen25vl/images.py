@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..glue import check_options, check_pairing
-from .processor import QwenImageConfig, preprocess
+from .processor import QwenImageConfig, largest_size, preprocess
 from .vision import QwenVision
 
 
@@ -49,6 +49,12 @@ class QwenVLImages:
         (max_tokens: this call's budget instead of the loaded one)."""
         cfg = self.image_config if max_tokens is None else self.image_config.with_token_budget(max_tokens)
         return [preprocess(image, cfg)[0]]
+
+    def largest_view(self) -> np.ndarray:
+        """[3, H, W] zeros of the largest image the loaded pixel budget allows: the most costly
+        encode, which the memory planner sizes (a larger per-call max_image_tokens can exceed it)."""
+        height, width = largest_size(self.image_config)
+        return np.zeros((3, height, width), np.float32)
 
     def embed(self, sched, pixels: np.ndarray) -> np.ndarray:
         """[3, H, W] -> [n_tokens, n_embd_text]"""

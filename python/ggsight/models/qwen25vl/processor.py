@@ -80,6 +80,22 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 56
     return h_bar, w_bar
 
 
+def largest_size(cfg: QwenImageConfig = QwenImageConfig()) -> tuple[int, int]:
+    """(height, width) of the resized image with the most patches under cfg (what the memory
+    planner sizes the tower for): the largest area of whole factor blocks within max_pixels, which
+    an image of that size keeps, or the most elongated image's, where HF's max(factor, ...) lets
+    a small max_pixels be exceeded."""
+    f = cfg.factor
+    sizes = [smart_resize(2 ** 20, 2 ** 20 * MAX_ASPECT_RATIO, f, cfg.min_pixels, cfg.max_pixels)]
+    h = f
+    while h * h <= cfg.max_pixels:
+        w = min(cfg.max_pixels // h // f, h * MAX_ASPECT_RATIO // f) * f
+        if w >= h:
+            sizes.append(smart_resize(h, w, f, cfg.min_pixels, cfg.max_pixels))
+        h += f
+    return max(sizes, key=lambda hw: (hw[0] * hw[1], min(hw)))  # ties: the squarer one
+
+
 def preprocess(image, cfg: QwenImageConfig = QwenImageConfig()) -> tuple[np.ndarray, tuple[int, int, int]]:
     """(pixels [3, H, W] float32 with H, W multiples of patch*merge, grid (t, h, w) in patches),
     the grid being HF's image_grid_thw; h * w / merge**2 image tokens."""

@@ -47,5 +47,7 @@ def patch_layout(grid_h: int, grid_w: int, merge: int, window_merged: int) -> Pa
 
 def window_mask(window: np.ndarray) -> np.ndarray:
     """[n, n] f16: 0 inside a window, -inf across windows (attention within windows only)."""
-    same = window[:, None] == window[None, :]
-    return np.where(same, 0.0, -np.inf).astype(np.float16)
+    # filled in place: np.where would build an [n, n] float64 first (200 MB at 5120 patches)
+    mask = np.full((len(window), len(window)), -np.inf, np.float16)
+    mask[window[:, None] == window[None, :]] = 0
+    return mask
