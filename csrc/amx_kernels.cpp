@@ -59,13 +59,6 @@ void to_bf16(const float *src, int64_t n, uint16_t *dst, int64_t n_padded) {
     if (n_padded > n) std::memset(dst + n, 0, (n_padded - n) * sizeof(uint16_t));
 }
 
-uint16_t bf16_of(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
 // C[32 x 32] (4 accumulating tiles) = A[32 x 32*n_k] * B, A rows `a_stride` bytes apart,
 // B given as per-k tile pointers b0 + k*b_step (left column block) and b1 + k*b_step.
 inline void block_32x32(const uint16_t *a, int64_t a_stride, const uint16_t *b0, const uint16_t *b1,
@@ -112,6 +105,47 @@ inline __m512 exp_nonpositive(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(p, n);
+}
+
+// 16 floats of a row starting at d (zeros past n): the tails of heads that are not multiples of 16
+inline __m512 load_row16(const float *r, int64_t d, int64_t n) {
+    const int64_t live = std::clamp<int64_t>(n - d, 0, 16);
+    return _mm512_maskz_loadu_ps((__mmask16)(live == 16 ? 0xffff : (1u << live) - 1), r + d);
+}
+
+// K^T tiles [key blk 16][d chunk][p][key][2]: a key's 32 values of one d chunk are 16 bf16 pairs,
+// pair p going to tile row p at the key's column - one scatter of 16 words per key and chunk.
+template <class Row>
+void pack_keys(uint16_t *kt, Row row, int64_t n_keys, int64_t hd, int64_t n_dchunk) {
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(16));
+    for (int64_t key = 0; key < n_keys; ++key) {
+        const float *r = row(key);
+        const __m512i index = _mm512_add_epi32(rows, _mm512_set1_epi32((int)(key % 16)));
+        for (int64_t dch = 0; dch < n_dchunk; ++dch) {
+            const int64_t d = dch * 32;
+            __m512i words = (__m512i)_mm512_cvtne2ps_pbh(load_row16(r, d + 16, hd), load_row16(r, d, hd));
+            _mm512_i32scatter_epi32(kt + ((key / 16) * n_dchunk + dch) * kTileElems, index, words, 4);
+        }
+    }
+}
+
+// V tiles [d blk 16][key chunk][p][d][2]: tile row p interleaves keys 2p and 2p+1 value by value.
+template <class Row>
+void pack_values(uint16_t *vt, Row row, int64_t n_keys, int64_t hd, int64_t Dp, int64_t n_kchunk) {
+    alignas(64) static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                                   8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i interleave = _mm512_load_si512(order);
+    for (int64_t key = 0; key < n_keys; key += 2) {
+        const float *r0 = row(key), *r1 = key + 1 < n_keys ? row(key + 1) : nullptr;
+        const int64_t kch = key / 32, p = (key % 32) / 2;
+        for (int64_t dblk = 0; dblk < Dp / 16; ++dblk) {
+            const __m256bh a = _mm512_cvtneps_pbh(load_row16(r0, dblk * 16, hd));
+            const __m256bh b = r1 ? _mm512_cvtneps_pbh(load_row16(r1, dblk * 16, hd)) : (__m256bh)_mm256_setzero_si256();
+            const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)a), (__m256i)b, 1);
+            _mm512_storeu_si512(vt + ((dblk * n_kchunk + kch) * 16 + p) * 32, _mm512_permutexvar_epi16(interleave, both));
+        }
+    }
 }
 
 template <class T>
@@ -196,15 +230,8 @@ void gs_amx_attention(ggml_tensor *dst, int ith, int nth, void *userdata) {
         const int64_t h = item / n_split, split = item % n_split;
         std::memset(kt, 0, Np * Dp * sizeof(uint16_t));
         std::memset(vt, 0, Np * Dp * sizeof(uint16_t));
-        for (int64_t key = 0; key < N; ++key) {
-            const float *kr = row(k, h, key), *vr = row(v, h, key);
-            const int64_t kblk = key / 16, kcol = key % 16, kch = key / 32, kp = (key % 32) / 2, ke = key % 2;
-            for (int64_t d = 0; d < hd; ++d) {
-                const int64_t dch = d / 32, dp = (d % 32) / 2, de = d % 2;
-                kt[((kblk * n_dchunk + dch) * 16 + dp) * 32 + kcol * 2 + de] = bf16_of(kr[d]);
-                vt[(((d / 16) * n_kchunk + kch) * 16 + kp) * 32 + (d % 16) * 2 + ke] = bf16_of(vr[d]);
-            }
-        }
+        pack_keys(kt, [&](int64_t key) { return row(k, h, key); }, N, hd, n_dchunk);
+        pack_values(vt, [&](int64_t key) { return row(v, h, key); }, N, hd, Dp, n_kchunk);
         const int64_t qb0 = split * n_qblk / n_split, qb1 = (split + 1) * n_qblk / n_split;
         for (int64_t blk = qb0; blk < qb1; ++blk) {
             const int64_t t0 = blk * 32, rows = std::min<int64_t>(32, N - t0);
