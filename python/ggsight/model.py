@@ -10,19 +10,20 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .cache import KVCache
+from .engine.batch_decode import SequenceState, Stream, batch_images, decode_together
 from .engine.image_cache import DEFAULT_MAX_BYTES, ImageCache, default_disk_dir, file_identity
+from .engine.memory import check_n_seq
 from .engine.memory import plan as plan_memory
-from .engine.positions import mrope_positions, text_positions
-from .engine.responses import ChatResponse, GenerateResponse
+from .engine.positions import mrope_positions
+from .engine.responses import ChatResponse, GenerateResponse, collect, stream_events
 from .engine.runner import Runner
-from .engine.sampler import Sampler, SamplingParams
+from .engine.sampler import SamplingParams
 from .errors import InvalidArgumentError
 from .ggml import Backend, DType, GGUFFile, Scheduler, cpu_device, default_threads, load_weights
 from .models import image_support, model_class
 from .store.ollama_layout import is_single_file, split_single_file
 from .text.chat import render_chat
-from .text.stops import StopMatcher
-from .text.tokenizer import StreamDecoder, Tokenizer
+from .text.tokenizer import Tokenizer
 
 # Ollama options that configure loading, not sampling: accepted and ignored per request.
 LOAD_OPTIONS = {"num_ctx", "num_batch", "num_thread", "num_gpu", "main_gpu", "use_mmap", "num_keep", "low_vram",
@@ -47,8 +48,12 @@ def default_model_path() -> Path:
 def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: int = 512,
          n_threads: int | None = None, kv_type: str = "f16", use_mmap: bool = True, repack: bool = False,
          mmproj: str | os.PathLike | None = None, image_options: dict | None = None,
-         image_cache_bytes: int = DEFAULT_MAX_BYTES, image_cache_dir: str | os.PathLike | bool | None = None) -> "Model":
+         image_cache_bytes: int = DEFAULT_MAX_BYTES, image_cache_dir: str | os.PathLike | bool | None = None,
+         n_seq: int = 1) -> "Model":
     """Load a GGUF model (None: the embedded default model).
+
+    n_seq: independent sequences the cache holds (each its own n_ctx), for generate_batch();
+    the KV cache grows n_seq times. The single-sequence calls use sequence 0.
 
     image_options: the model's image preprocessing settings, e.g. {"pan_and_scan": True}
     (Gemma 3: the original image plus up to 4 crops of a wide or tall one, as HF does).
@@ -61,14 +66,14 @@ def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: i
     """
     return Model(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap,
                  repack=repack, mmproj=mmproj, image_options=image_options, image_cache_bytes=image_cache_bytes,
-                 image_cache_dir=image_cache_dir)
+                 image_cache_dir=image_cache_dir, n_seq=n_seq)
 
 
 class Model:
     def __init__(self, path=None, *, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
                  kv_type: str = "f16", use_mmap: bool = True, repack: bool = False, mmproj=None,
                  image_options: dict | None = None, image_cache_bytes: int = DEFAULT_MAX_BYTES,
-                 image_cache_dir: str | os.PathLike | bool | None = None):
+                 image_cache_dir: str | os.PathLike | bool | None = None, n_seq: int = 1):
         t0 = time.perf_counter_ns()
         self.image_options = dict(image_options or {})
         self._image_cache_args = (image_cache_bytes, default_disk_dir() if image_cache_dir is True else
@@ -82,6 +87,7 @@ class Model:
             raise InvalidArgumentError(f"kv_type must be one of {', '.join(KV_TYPES)}, not {kv_type!r}")
         if n_ctx < 16 or n_batch < 1:
             raise InvalidArgumentError("n_ctx must be at least 16 and n_batch at least 1")
+        check_n_seq(n_seq, min(n_batch, n_ctx))
         self.gguf = GGUFFile.open(self.path)
         self.arch = self.gguf.arch
         cls = model_class(self.arch)
@@ -105,12 +111,13 @@ class Model:
         # an image never splits, so the batch (and a sliding-window ring) must hold one whole
         cache_batch = max(self.n_batch, self.images.largest_group if self.images else 0)
         # refuse now, naming the numbers, rather than fail (or swap) once the cache is allocated
-        self.memory = plan_memory(self.net, self.images, n_ctx=n_ctx, n_batch=self.n_batch, kv_type=kv_type)
+        self.memory = plan_memory(self.net, self.images, n_ctx=n_ctx, n_batch=self.n_batch, kv_type=kv_type,
+                                  n_seq=n_seq)
         self.memory.check(self.path.name)
-        self.cache = KVCache(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, cache_batch, KV_TYPES[kv_type])
-        self._keys: list = []          # what the cache holds: token ids, (id, image hash) for image tokens
+        self.cache = KVCache(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, cache_batch, KV_TYPES[kv_type],
+                             n_seq=n_seq)
+        self.sequences = [SequenceState(i) for i in range(n_seq)]  # what each cache sequence holds
         self._grids: dict = {}         # image hash -> (rows, cols) of its tokens (M-RoPE models)
-        self._rope_offset = 0          # M-RoPE: position minus sequence index after the cached prompt
         self.runner = Runner(self.net, self.cache, self.sched, self.n_batch)
         self.load_duration = time.perf_counter_ns() - t0
 
@@ -194,13 +201,26 @@ class Model:
                 spans.append((first, emb, key))
         return ids, spans
 
-    def _rope_positions(self, ids, spans) -> np.ndarray | None:
+    @property
+    def _mrope(self) -> bool:
+        return getattr(self.net, "rope_sections", None) is not None
+
+    def _rope_positions(self, ids, spans, seq: SequenceState) -> np.ndarray | None:
         """[4, len(ids)] M-RoPE positions of a whole prompt (None for 1-D rope models); the
-        sequence's offset for what comes after it is kept with the cache."""
-        if getattr(self.net, "rope_sections", None) is None:
+        sequence's offset for what comes after it is kept with the sequence."""
+        if not self._mrope:
             return None
-        pos, self._rope_offset = mrope_positions(len(ids), [(f, *self._grids[k]) for f, _, k in spans])
+        pos, seq.rope_offset = mrope_positions(len(ids), [(f, *self._grids[k]) for f, _, k in spans])
         return pos
+
+    # the single-sequence API runs on sequence 0
+    @property
+    def _keys(self) -> list:
+        return self.sequences[0].keys
+
+    @property
+    def last_reused(self) -> int:
+        return self.sequences[0].last_reused
 
     @property
     def _bidirectional_images(self) -> bool:
@@ -211,12 +231,13 @@ class Model:
 
         Image positions carry the image token id, as HF's processor writes them."""
         ids, spans = self._prompt(prompt, images, max_image_tokens)
-        self.cache.clear()
-        self._keys = []
+        seq = self.sequences[0]
+        self.cache.clear(0)
+        seq.keys = []
         logits = self.runner.evaluate(ids, 0, all_logits=True, images=[(f, e) for f, e, _ in spans],
                                       bidirectional=self._bidirectional_images,
-                                      rope_positions=self._rope_positions(ids, spans))
-        self._keys = self._cache_keys(ids, spans)
+                                      rope_positions=self._rope_positions(ids, spans, seq))
+        seq.keys = self._cache_keys(ids, spans)
         return ids, logits
 
     @staticmethod
@@ -227,10 +248,11 @@ class Model:
                 keys[first + j] = (ids[first + j], h, j)
         return keys
 
-    def _prefill(self, ids: list[int], spans=()) -> np.ndarray:
-        """Logits after `ids`, evaluating only what the cache does not already hold."""
+    def _prefill(self, ids: list[int], spans=(), index: int = 0) -> np.ndarray:
+        """Logits after `ids` in sequence `index`, evaluating only what it does not already hold."""
+        seq = self.sequences[index]
         keys = self._cache_keys(ids, spans)
-        cached = self._keys
+        cached = seq.keys
         n = 0
         while n < min(len(cached), len(ids) - 1) and cached[n] == keys[n]:
             n += 1
@@ -238,61 +260,30 @@ class Model:
         for first, emb, _ in spans if self._bidirectional_images else ():
             if first < n < first + len(emb):
                 n = first
-        if n < len(cached) and not self.cache.truncate(n):
+        if n < len(cached) and not self.cache.truncate(n, index):
             n = 0
         if n == 0:
-            self.cache.clear()
-        self.last_reused = n
+            self.cache.clear(index)
+        seq.last_reused = n
         rest = [(max(f - n, 0), e[max(0, n - f):]) for f, e, _ in spans if f + len(e) > n]
-        self._keys = []
-        rope = self._rope_positions(ids, spans)
+        seq.keys = []
+        rope = self._rope_positions(ids, spans, seq)
         logits = self.runner.evaluate(ids[n:], n, images=rest, bidirectional=self._bidirectional_images,
-                                      rope_positions=None if rope is None else rope[:, n:])[-1]
-        self._keys = keys
+                                      rope_positions=None if rope is None else rope[:, n:], seq=index)[-1]
+        seq.keys = keys
         return logits
 
     # ---- generation ------------------------------------------------------------------
     def _generate(self, ids, max_tokens, params, stops, kind, spans=()) -> Iterator:
+        """(text, tokens so far) as text arrives, then the final `kind` response (no text)."""
         t_start = time.perf_counter_ns()
-        sampler = Sampler(params, self.n_vocab)
         logits = self._prefill(ids, spans)
-        t_prompt = time.perf_counter_ns()
-        history = list(ids)
-        out_tokens: list[int] = []
-        stream = StreamDecoder(self.tokenizer, skip_special=True)
-        matcher = StopMatcher(stops or [])
-        done_reason = "length"
-        hit_stop_string = False
         budget = max_tokens if max_tokens is not None and max_tokens >= 0 else self.n_ctx
-        while len(out_tokens) < budget and len(history) < self.n_ctx:
-            token = sampler.sample(logits, history)
-            if token in self.tokenizer.eog_ids:
-                done_reason = "stop"
-                break
-            out_tokens.append(token)
-            history.append(token)
-            text, hit_stop_string = matcher.push(stream.push(token))
-            if text:
-                yield text, out_tokens
-            if hit_stop_string:
-                done_reason = "stop"
-                break
-            if len(out_tokens) < budget:
-                index = len(history) - 1
-                rope = None if getattr(self.net, "rope_sections", None) is None else \
-                    text_positions(index, 1, self._rope_offset)
-                logits = self.runner.evaluate([token], index, rope_positions=rope)[-1]
-                self._keys.append(token)
-        if not hit_stop_string:
-            tail, _ = matcher.push(stream.flush())
-            tail += matcher.flush()
-            if tail:
-                yield tail, out_tokens
-        t_end = time.perf_counter_ns()
-        # as Ollama: prompt tokens actually evaluated (a reused prefix costs nothing)
-        yield kind(done=True, done_reason=done_reason, tokens=out_tokens, prompt_eval_count=len(ids) - self.last_reused,
-                   eval_count=len(out_tokens), total_duration=t_end - t_start, load_duration=0,
-                   prompt_eval_duration=t_prompt - t_start, eval_duration=t_end - t_prompt)
+        one = Stream(self.sequences[0], ids, logits, params, self.n_vocab, budget, stops, self.tokenizer, t_start,
+                     time.perf_counter_ns())
+        for _, text in decode_together(self.runner, [one], self.n_ctx, self.tokenizer.eog_ids, self._mrope):
+            yield text, one.tokens
+        yield one.response(kind)
 
     def generate(self, prompt, *, max_tokens: int | None = 128, temperature: float | None = None,
                  top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
@@ -306,12 +297,42 @@ class Model:
         call's image token budget per image, for models whose image size varies (Qwen2.5-VL)."""
         params = self._params(options, more_options, temperature=temperature, top_k=top_k, top_p=top_p,
                               min_p=min_p, seed=seed)
-        if isinstance(prompt, str) and not raw and self.tokenizer.chat_template:
-            prompt = self._render([{"role": "user", "content": prompt, "images": list(images or [])}])
-        ids, spans = self._prompt(prompt, images, max_image_tokens)
+        ids, spans = self._prompt(self._templated(prompt, images, raw), images, max_image_tokens)
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         events = self._generate(ids, max_tokens, params, stops, GenerateResponse, spans)
-        return self._stream(events, GenerateResponse) if stream else self._collect(events, GenerateResponse)
+        return (stream_events if stream else collect)(events, GenerateResponse, self.load_duration)
+
+    def generate_batch(self, prompts: Sequence, *, max_tokens: int | None = 128, temperature: float | None = None,
+                       top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
+                       seed: int | None = None, stop: Sequence[str] | str | None = None, raw: bool = False,
+                       images=None, max_image_tokens: int | None = None, options: dict | None = None,
+                       **more_options) -> list[GenerateResponse]:
+        """generate() for several prompts at once (at most n_seq), prompt i in cache sequence i:
+        each prompt is prefilled on its own, then one decode step of every unfinished sequence
+        runs as one micro-batch. Each sequence has its own sampler (the same options and seed)
+        and gets the tokens generate() would give it alone (a step's logits may differ in the
+        last bits: ggml's CPU matmul rounds n columns unlike one). images: None or one list per prompt."""
+        prompts, images = batch_images(prompts, images, len(self.sequences))
+        params = self._params(options, more_options, temperature=temperature, top_k=top_k, top_p=top_p,
+                              min_p=min_p, seed=seed)
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        budget = max_tokens if max_tokens is not None and max_tokens >= 0 else self.n_ctx
+        # every prompt is checked (and its images encoded) before any sequence is touched
+        built = [self._prompt(self._templated(p, im, raw), im, max_image_tokens) for p, im in zip(prompts, images)]
+        streams = []
+        for i, (ids, spans) in enumerate(built):
+            t_start = time.perf_counter_ns()
+            logits = self._prefill(ids, spans, i)
+            streams.append(Stream(self.sequences[i], ids, logits, params, self.n_vocab, budget, stops, self.tokenizer,
+                                  t_start, time.perf_counter_ns()))
+        for _ in decode_together(self.runner, streams, self.n_ctx, self.tokenizer.eog_ids, self._mrope):
+            pass  # the text is kept with each stream
+        return [s.response(GenerateResponse, self.load_duration, with_text=True) for s in streams]
+
+    def _templated(self, prompt, images, raw: bool):
+        if isinstance(prompt, str) and not raw and self.tokenizer.chat_template:
+            return self._render([{"role": "user", "content": prompt, "images": list(images or [])}])
+        return prompt
 
     def chat(self, messages: list[dict], *, stream: bool = False, options: dict | None = None,
              max_tokens: int | None = None, stop: Sequence[str] | str | None = None,
@@ -328,7 +349,7 @@ class Model:
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         events = self._generate(ids, max_tokens if max_tokens is not None else -1, params, stops, ChatResponse,
                                 spans)
-        return self._stream(events, ChatResponse) if stream else self._collect(events, ChatResponse)
+        return (stream_events if stream else collect)(events, ChatResponse, self.load_duration)
 
     def _render(self, messages: list[dict]) -> str:
         # each image becomes the model's marker text before the message text, which is what
@@ -347,28 +368,6 @@ class Model:
         merged.update(more)
         merged.update({k: v for k, v in explicit.items() if v is not None})
         return SamplingParams.from_options(merged)
-
-    def _collect(self, events, kind):
-        pieces = []
-        for event in events:
-            if isinstance(event, tuple):
-                pieces.append(event[0])
-            else:
-                final = event
-        final.set_text("".join(pieces))
-        final.load_duration = self.load_duration
-        return final
-
-    def _stream(self, events, kind):
-        for event in events:
-            if isinstance(event, tuple):
-                chunk = kind(done=False)
-                chunk.set_text(event[0])
-                yield chunk
-            else:
-                event.set_text("")
-                event.load_duration = self.load_duration
-                yield event
 
     def close(self) -> None:
         self.gguf.close()

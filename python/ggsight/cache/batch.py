@@ -33,11 +33,14 @@ class BatchPlan:
             (k.name, k.window, m.shape[1]) for k, m in self.masks.items())
 
 
-def plan_batch(cache: KVCache, tokens, positions, outputs, groups=None, images=(), rope_positions=None) -> BatchPlan:
+def plan_batch(cache: KVCache, tokens, positions, outputs, groups=None, images=(), rope_positions=None,
+               seqs=None) -> BatchPlan:
     """Claim cache cells for the batch and build each kind's mask.
 
     `positions` are places in the sequence (they choose cells and causality); `rope_positions`
     ([4, n_tokens], M-RoPE models only) are what the rotary embedding sees.
+    `seqs`: per token, the cache sequence it belongs to (None: all sequence 0); a token sees
+    only its own sequence, so one batch can carry independent sequences.
     `groups`: per token, the id of the bidirectional group it belongs to (-1: causal).
     `images`: (first token index, [n, n_embd] embeddings) pairs replacing token embeddings.
     """
@@ -46,10 +49,11 @@ def plan_batch(cache: KVCache, tokens, positions, outputs, groups=None, images=(
         plan.rope_positions = np.ascontiguousarray(rope_positions, np.int32).reshape(4, plan.n_tokens)
     pos64 = plan.positions.astype(np.int64)
     groups = None if groups is None else np.asarray(groups, np.int64)
+    seqs = None if seqs is None else np.broadcast_to(np.asarray(seqs, np.int64), pos64.shape)
     for kind, table in cache.tables.items():
-        plan.cells[kind] = table.store(pos64)
+        plan.cells[kind] = table.store(pos64, seqs)
     for kind, table in cache.tables.items():
-        plan.masks[kind] = table.mask(pos64, table.n_view(), groups)
+        plan.masks[kind] = table.mask(pos64, table.n_view(seqs), groups, seqs)
     if images:
         n = plan.n_tokens
         index = np.arange(n, dtype=np.int32)

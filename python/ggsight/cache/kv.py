@@ -6,6 +6,9 @@ Kinds:
            layer never needs more, whatever the context length
   chunked  a ring of `chunk + n_batch` cells: a query sees only its own chunk of positions
            (Llama 4's RoPE layers), so older chunks can be overwritten
+
+A cache holds n_seq independent sequences (parallel generation), each in its own region of
+every kind's cells; a query attends to its own sequence only.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from ..errors import InvalidArgumentError
 from ..ggml import Buffer, Context, DType, Tensor
 
 VIEW_STEP = 256  # full caches attend over a multiple of this many cells (fewer graph shapes)
+FA_KV_TILE = 64  # GGML_FA_TILE_KV: the CPU flash attention reads keys in tiles of this many cells
 
 
 @dataclass(frozen=True)
@@ -45,76 +49,118 @@ def ring_span(kind: CacheKind) -> int:
 
 
 class CellTable:
-    """Which position each cell of one cache kind holds; -1 marks an empty cell."""
+    """Which position each cell of one cache kind holds; -1 marks an empty cell.
 
-    def __init__(self, kind: CacheKind, n_ctx: int, n_batch: int):
+    With n_seq sequences, sequence s owns the cells [s * stride, s * stride + size): each
+    region is laid out exactly as a one-sequence table, so a sequence's keys sit in the same
+    order whatever the others hold, and masks give each query only its own sequence's cells.
+    """
+
+    def __init__(self, kind: CacheKind, n_ctx: int, n_batch: int, n_seq: int = 1):
+        if n_seq < 1:
+            raise InvalidArgumentError(f"n_seq must be at least 1, got {n_seq}")
         self.kind = kind
         self.n_ctx = n_ctx
+        self.n_seq = n_seq
         self.ring = ring_span(kind) > 0
-        self.size = min(n_ctx, ring_span(kind) + n_batch) if self.ring else n_ctx
-        self.pos = np.full(self.size, -1, dtype=np.int64)
-        self.high = 0  # cells below this index may be in use
+        self.size = min(n_ctx, ring_span(kind) + n_batch) if self.ring else n_ctx  # cells of one sequence
+        # regions start on a flash-attention KV tile, so the CPU kernel groups (and rounds) a
+        # sequence's keys the same way it does when the sequence is alone
+        self.stride = self.size if n_seq == 1 else -(-self.size // FA_KV_TILE) * FA_KV_TILE
+        self.n_cells = self.stride * (n_seq - 1) + self.size
+        self.pos = np.full(self.n_cells, -1, dtype=np.int64)
+        self.seq = np.arange(self.n_cells, dtype=np.int64) // self.stride  # fixed regions: implied by the cell
+        self.high = np.zeros(n_seq, np.int64)  # per sequence: cells of its region below this may be in use
 
-    def clear(self) -> None:
-        self.pos.fill(-1)
-        self.high = 0
+    def _region(self, seq: int) -> np.ndarray:
+        if not 0 <= seq < self.n_seq:
+            raise InvalidArgumentError(f"sequence {seq} does not exist: the cache holds {self.n_seq}")
+        return self.pos[seq * self.stride: seq * self.stride + self.size]
 
-    def cells_for(self, positions: np.ndarray) -> np.ndarray:
+    def _update_high(self) -> None:
+        for s in range(self.n_seq):
+            used = np.flatnonzero(self._region(s) >= 0)
+            self.high[s] = int(used.max()) + 1 if used.size else 0
+
+    def clear(self, seq: int | None = None) -> None:
+        """Empty one sequence's cells (None: every sequence's)."""
+        if seq is None:
+            self.pos.fill(-1)
+        else:
+            self._region(seq).fill(-1)
+        self._update_high()
+
+    def cells_for(self, positions: np.ndarray, seqs: np.ndarray | None = None) -> np.ndarray:
         if positions.size and positions.max() >= self.n_ctx:
             raise InvalidArgumentError(
                 f"position {int(positions.max())} is beyond the context of {self.n_ctx} tokens: "
                 "load the model with a larger n_ctx")
-        return positions % self.size if self.ring else positions.copy()
+        cells = positions % self.size if self.ring else positions.copy()
+        if seqs is not None:
+            if seqs.size and (seqs.min() < 0 or seqs.max() >= self.n_seq):
+                raise InvalidArgumentError(f"sequence ids must be in 0..{self.n_seq - 1}, got {seqs.tolist()}")
+            cells += seqs * self.stride
+        return cells
 
-    def store(self, positions: np.ndarray) -> np.ndarray:
-        """Claim cells for new positions; returns the cell index of each."""
-        cells = self.cells_for(positions)
+    def store(self, positions: np.ndarray, seqs: np.ndarray | None = None) -> np.ndarray:
+        """Claim cells for new positions (of sequence 0, or `seqs` per token); returns the cell of each."""
+        cells = self.cells_for(positions, seqs)
         if len(np.unique(cells)) != len(cells):
             what = "sliding-window" if self.kind.name == "window" else self.kind.name
             raise InvalidArgumentError(f"a batch is larger than the {what} cache holds ({self.size} cells)")
         self.pos[cells] = positions
-        if cells.size:
-            self.high = max(self.high, int(cells.max()) + 1)
+        seqs = np.zeros_like(cells) if seqs is None else seqs
+        np.maximum.at(self.high, seqs, cells - seqs * self.stride + 1)
         return cells
 
-    def n_view(self) -> int:
-        """How many cells (from cell 0) the attention reads: the used ones, rounded up."""
-        return min(self.size, -(-max(self.high, 1) // VIEW_STEP) * VIEW_STEP)
+    def n_view(self, seqs: np.ndarray | None = None) -> int:
+        """How many cells (from cell 0) a batch of these sequences (None: sequence 0) reads:
+        through the used cells of the last one's region, rounded up."""
+        # the cells a sequence alone would view, at its region's offset: sequence 0 by itself
+        # runs the graph (and kernels) a one-sequence cache would
+        return max(s * self.stride + min(self.size, -(-max(int(self.high[s]), 1) // VIEW_STEP) * VIEW_STEP)
+                   for s in ([0] if seqs is None else np.unique(seqs).tolist()))
 
-    def mask(self, q_pos: np.ndarray, n_view: int, bidirectional: np.ndarray | None = None) -> np.ndarray:
+    def mask(self, q_pos: np.ndarray, n_view: int, bidirectional: np.ndarray | None = None,
+             q_seq: np.ndarray | None = None) -> np.ndarray:
         """[n_tokens, n_view] f16: 0 where query i may see cell j, -inf elsewhere.
 
         `bidirectional` (optional, one group id per query, -1 for none) lets queries of
         one group see each other's cells in both directions (an image in Gemma 3).
+        `q_seq`: each query's sequence (None: all sequence 0); it sees no other sequence's cells.
         """
+        q_seq = np.zeros(len(q_pos), np.int64) if q_seq is None else q_seq
         k_pos = self.pos[:n_view][None, :]
         q = q_pos[:, None]
+        same_seq = self.seq[:n_view][None, :] == q_seq[:, None]
         allowed = (k_pos >= 0) & (k_pos <= q)
         if bidirectional is not None and (bidirectional >= 0).any():
-            allowed |= self._same_group(q_pos, bidirectional, n_view)
+            allowed |= self._same_group(q_pos, q_seq, bidirectional, n_view)
         if self.kind.name == "window":
             allowed &= (q - k_pos) < self.kind.window
         elif self.kind.name == "chunked":
             allowed &= (k_pos // self.kind.chunk) == (q // self.kind.chunk)
+        allowed &= same_seq
         out = np.full(allowed.shape, -np.inf, dtype=np.float16)
         out[allowed] = 0
         return out
 
-    def _same_group(self, q_pos, groups, n_view):
-        group_of_pos = dict(zip(q_pos.tolist(), groups.tolist()))
-        k_group = np.array([group_of_pos.get(int(p), -1) for p in self.pos[:n_view]])
+    def _same_group(self, q_pos, q_seq, groups, n_view):
+        group_of = dict(zip(zip(q_seq.tolist(), q_pos.tolist()), groups.tolist()))
+        k_group = np.array([group_of.get(key, -1) for key in zip(self.seq[:n_view].tolist(),
+                                                                  self.pos[:n_view].tolist())])
         return (k_group[None, :] >= 0) & (k_group[None, :] == groups[:, None])
 
-    def truncate(self, n_keep: int) -> bool:
-        """Forget positions >= n_keep. False when that would leave a gap the window needs."""
+    def truncate(self, n_keep: int, seq: int = 0) -> bool:
+        """Forget positions >= n_keep of one sequence. False when that would leave a gap the window needs."""
+        region = self._region(seq)
         if self.ring:
             first = n_keep - self.kind.window + 1 if self.kind.name == "window" else n_keep // self.kind.chunk * self.kind.chunk
             need = np.arange(max(0, first), n_keep)
-            if need.size and not np.all(self.pos[need % self.size] == need):
+            if need.size and not np.all(region[need % self.size] == need):
                 return False
-        self.pos[self.pos >= n_keep] = -1
-        used = np.flatnonzero(self.pos >= 0)
-        self.high = int(used.max()) + 1 if used.size else 0
+        region[region >= n_keep] = -1
+        self._update_high()
         return True
 
 
@@ -140,14 +186,15 @@ class LayerKV:
 
 
 class KVCache:
-    """Per-layer caches of one sequence; layers of one kind share a cell table."""
+    """Per-layer caches of n_seq independent sequences; layers of one kind share a cell table."""
 
     def __init__(self, kinds: list[CacheKind], head_dim: int, n_head_kv: list[int], n_ctx: int, n_batch: int,
-                 dtype: DType = DType.F16, device_index: int = 0):
+                 dtype: DType = DType.F16, device_index: int = 0, n_seq: int = 1):
         self.kinds = kinds
-        self.tables = {k: CellTable(k, n_ctx, n_batch) for k in dict.fromkeys(kinds)}
+        self.n_seq = n_seq
+        self.tables = {k: CellTable(k, n_ctx, n_batch, n_seq) for k in dict.fromkeys(kinds)}
         self.ctx = Context(2 * len(kinds) + 1, frozen=True)
-        self.layers = [LayerKV(self.ctx, il, head_dim, n_head_kv[il], self.tables[k].size, dtype)
+        self.layers = [LayerKV(self.ctx, il, head_dim, n_head_kv[il], self.tables[k].n_cells, dtype)
                        for il, k in enumerate(kinds)]
         self.buffer = Buffer.for_context(self.ctx, device_index)
         self.buffer.clear(0)
@@ -156,13 +203,14 @@ class KVCache:
     def nbytes(self) -> int:
         return self.buffer.size
 
-    def clear(self) -> None:
+    def clear(self, seq: int | None = None) -> None:
+        """Empty one sequence (None: all of them)."""
         for t in self.tables.values():
-            t.clear()
+            t.clear(seq)
 
-    def truncate(self, n_keep: int) -> bool:
-        """Keep the first n_keep positions; False (and cleared) when a kind cannot."""
-        if all(t.truncate(n_keep) for t in self.tables.values()):
+    def truncate(self, n_keep: int, seq: int = 0) -> bool:
+        """Keep the first n_keep positions of one sequence; False (and it cleared) when a kind cannot."""
+        if all(t.truncate(n_keep, seq) for t in self.tables.values()):
             return True
-        self.clear()
+        self.clear(seq)
         return False

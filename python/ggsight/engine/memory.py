@@ -4,7 +4,8 @@ before the cache or any compute buffer is allocated.
 - weights: the bytes of the tensors as they are placed. A file mapped on the CPU counts too: its
   pages become resident as the model reads them (plus a tower's bf16 tile copies, if any).
 - kv: exactly what KVCache allocates, per cache kind: the same tensors, sized by ggml's rules (the
-  device's alloc size, padded to its alignment), with no memory behind them.
+  device's alloc size, padded to its alignment), with no memory behind them; n_seq parallel
+  sequences each get their own cells, so it grows with n_seq.
 - compute: ggml's own reservation (ggml_backend_sched_reserve on a fresh scheduler) of the worst
   graphs: text for the largest micro-batch over full cache views, and the vision tower for its
   most costly image. A Model runs both on one scheduler, whose buffer ggml regrows to the larger
@@ -113,6 +114,7 @@ class MemoryEstimate:
     n_batch: int                # the largest micro-batch (grown to hold a whole image)
     kv_type: str
     weights_mapped: bool        # the weights are used from the file's mapping
+    n_seq: int = 1              # parallel sequences the cache holds
     # (n_ctx, kv_type) -> (kv, compute) bytes of the same model on its device, for suggestions
     price: object = field(default=None, repr=False, compare=False)
 
@@ -126,7 +128,8 @@ class MemoryEstimate:
                 raise OutOfMemoryError(self._refusal(name, d, free, what))
 
     def _refusal(self, name: str, d: DeviceMemory, free: int, what: str) -> str:
-        head = (f"not enough memory on {name} for {what} at n_ctx={self.n_ctx}: the KV cache needs "
+        seqs = f" with n_seq={self.n_seq}" if self.n_seq > 1 else ""
+        head = (f"not enough memory on {name} for {what} at n_ctx={self.n_ctx}{seqs}: the KV cache needs "
                 f"{human(d.kv)} ({self.kv_type}) and the compute buffers {human(d.compute)}, "
                 f"{human(d.kv + d.compute)} in all, but {human(free)} is free{_limit_note()}.")
         if self.price is None:
@@ -158,11 +161,11 @@ class UnbackedKV:
     them as leaves of the graph and put the whole cache inside the compute buffer."""
 
     def __init__(self, kinds, head_dim: int, n_head_kv: list[int], n_ctx: int, n_batch: int, dtype: DType,
-                 device: Device):
+                 device: Device, n_seq: int = 1):
         self.kinds = kinds
-        self.tables = {k: CellTable(k, n_ctx, n_batch) for k in dict.fromkeys(kinds)}
+        self.tables = {k: CellTable(k, n_ctx, n_batch, n_seq) for k in dict.fromkeys(kinds)}
         self.ctx = Context(2 * len(kinds) + 1, frozen=True)
-        self.layers = [LayerKV(self.ctx, il, head_dim, n_head_kv[il], self.tables[k].size, dtype)
+        self.layers = [LayerKV(self.ctx, il, head_dim, n_head_kv[il], self.tables[k].n_cells, dtype)
                        for il, k in enumerate(kinds)]
         align = device_alignment(device.index)
         # what ggml_backend_alloc_ctx_tensors gives each tensor: its alloc size, padded
@@ -203,7 +206,7 @@ def worst_text_batch(net, kv, n_tokens: int, n_embd_images: int = 0) -> BatchPla
     viewed whole; with a tower, every row an image row (the most that input can take)."""
     plan = BatchPlan(np.zeros(n_tokens, np.int32), np.zeros(n_tokens, np.int32), np.array([n_tokens - 1], np.int32))
     for kind, table in kv.tables.items():
-        plan.masks[kind] = np.broadcast_to(np.float16(0), (n_tokens, table.size))  # only the shape is read
+        plan.masks[kind] = np.broadcast_to(np.float16(0), (n_tokens, table.n_cells))  # only the shape is read
     if n_embd_images:
         plan.image_rows = np.broadcast_to(np.float32(0), (n_tokens, n_embd_images))
         plan.embd_index = np.zeros(n_tokens, np.int32)
@@ -236,35 +239,45 @@ def _tower_bytes(images) -> int:
     return vision.binder.weights.nbytes + (tiles.nbytes if tiles is not None else 0)
 
 
+def check_n_seq(n_seq, n_batch: int) -> None:
+    if isinstance(n_seq, bool) or not isinstance(n_seq, int) or n_seq < 1:
+        raise InvalidArgumentError(f"n_seq must be a whole number of sequences, at least 1, not {n_seq!r}")
+    if n_seq > n_batch:  # a decode step carries one token of every sequence in one micro-batch
+        raise InvalidArgumentError(f"n_seq={n_seq} is more than n_batch={n_batch}: raise n_batch or lower n_seq")
+
+
 def _kv_type_fits(net, kv_type: str) -> bool:
     # the cache is viewed head by head, so a quantised block may not straddle two heads
     return net.config.head_dim % traits(KV_TYPES[kv_type]).block_size == 0
 
 
-def _text(net, images, n_ctx: int, n_tokens: int, kv_type: str, device: Device) -> tuple[UnbackedKV, int]:
+def _text(net, images, n_ctx: int, n_tokens: int, kv_type: str, device: Device,
+          n_seq: int = 1) -> tuple[UnbackedKV, int]:
     c = net.config
     kinds = net.cache_kinds()
-    kv = UnbackedKV(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, n_tokens, KV_TYPES[kv_type], device)
+    kv = UnbackedKV(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, n_tokens, KV_TYPES[kv_type], device, n_seq)
     batch = worst_text_batch(net, kv, n_tokens, c.n_embd if images else 0)
     return kv, _reserve(lambda s: s.reserve(_BuiltGraph(net, kv, batch, MAX_NODES).graph), device)
 
 
 def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
-         device: Device | None = None) -> MemoryEstimate:
+         device: Device | None = None, n_seq: int = 1) -> MemoryEstimate:
     """The estimate for a model whose weights are placed (`net`, and `images` its image glue or
-    None), as Model would run it; n_batch as Model keeps it (at most n_ctx)."""
+    None), as Model would run it; n_batch as Model keeps it (at most n_ctx); n_seq sequences
+    (their decode steps run as one micro-batch of n_seq <= n_batch tokens, inside the worst case)."""
     if kv_type not in KV_TYPES:
         raise InvalidArgumentError(f"kv_type must be one of {', '.join(KV_TYPES)}, not {kv_type!r}")
     if not _kv_type_fits(net, kv_type):
         block = traits(KV_TYPES[kv_type]).block_size
         raise InvalidArgumentError(f"kv_type {kv_type!r} stores blocks of {block} values; this model's attention "
                                    f"heads have {net.config.head_dim}: use f16 or f32")
+    check_n_seq(n_seq, n_batch)
     device = device or cpu_device()
 
     def micro_batch(n: int) -> int:
         # as Model: an image never splits, so the batch (and a sliding-window ring) holds one whole
         return max(min(n_batch, n), images.largest_group if images else 0)
-    kv, text = _text(net, images, n_ctx, micro_batch(n_ctx), kv_type, device)
+    kv, text = _text(net, images, n_ctx, micro_batch(n_ctx), kv_type, device, n_seq)
     vision = _reserve(lambda s: images.embed(_ReserveOnly(s), images.largest_view()), device) if images else 0
     weights = net.binder.weights.nbytes + (_tower_bytes(images) if images else 0)
     d = DeviceMemory(weights, kv.nbytes, max(text, vision))
@@ -272,16 +285,16 @@ def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
     def price(n: int, kv_type: str) -> tuple[int, int] | None:
         if not _kv_type_fits(net, kv_type):
             return None
-        other, text = _text(net, images, n, micro_batch(n), kv_type, device)
+        other, text = _text(net, images, n, micro_batch(n), kv_type, device, n_seq)
         return other.nbytes, max(text, vision)
     kinds = net.cache_kinds()
-    layout = {k.name: (kinds.count(k), t.size) for k, t in kv.tables.items()}
+    layout = {k.name: (kinds.count(k), t.n_cells) for k, t in kv.tables.items()}
     return MemoryEstimate(d.weights, d.kv, d.compute, d.total, {device.name: d}, kv.by_kind, layout, text, vision,
-                          n_ctx, micro_batch(n_ctx), kv_type, bool(net.binder.weights.mapped), price)
+                          n_ctx, micro_batch(n_ctx), kv_type, bool(net.binder.weights.mapped), n_seq, price)
 
 
 def estimate(path, *, n_ctx: int = 4096, n_batch: int = 512, kv_type: str = "f16", mmproj=None,
-             image_options: dict | None = None) -> MemoryEstimate:
+             image_options: dict | None = None, n_seq: int = 1) -> MemoryEstimate:
     """Weights, KV cache and compute bytes `load(path, ...)` with these arguments would take, overall
     and per device. The files are opened and their weights mapped (nothing is copied); no cache
     is allocated and no graph computed."""
@@ -302,4 +315,4 @@ def estimate(path, *, n_ctx: int = 4096, n_batch: int = 512, kv_type: str = "f16
         from ..text.tokenizer import Tokenizer  # only here: the glue checks its tokens are in the vocabulary
         images = glue(vision, load_weights(vision, cpu_device(), repack=False), Tokenizer.from_gguf(text),
                       n_embd_text=net.config.n_embd, **dict(image_options or {}))
-    return plan(net, images, n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), kv_type=kv_type)
+    return plan(net, images, n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), kv_type=kv_type, n_seq=n_seq)

@@ -48,3 +48,29 @@ class ChatResponse(_Response):
 
     def set_text(self, text: str) -> None:
         self.message = {"role": "assistant", "content": text}
+
+
+def collect(events, kind, load_duration: int):
+    """The final response (of class `kind`) of a generation's events, with all their text."""
+    pieces = []
+    for event in events:
+        if isinstance(event, tuple):
+            pieces.append(event[0])
+        else:
+            final = event
+    final.set_text("".join(pieces))
+    final.load_duration = load_duration
+    return final
+
+
+def stream_events(events, kind, load_duration: int):
+    """A generation's events as streamed responses: text chunks, then the final one."""
+    for event in events:
+        if isinstance(event, tuple):
+            chunk = kind(done=False)
+            chunk.set_text(event[0])
+            yield chunk
+        else:
+            event.set_text("")
+            event.load_duration = load_duration
+            yield event

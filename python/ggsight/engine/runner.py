@@ -1,4 +1,4 @@
-"""Runs micro-batches of one sequence through a model graph, reusing the last graph."""
+"""Runs micro-batches (of one sequence, or several in one cache) through a model graph, reusing the last graph."""
 from __future__ import annotations
 
 import time
@@ -42,10 +42,11 @@ class Runner:
         self.step_seconds = 0.0     # whole decode() calls: compute + Python around it
 
     def decode(self, tokens: Sequence[int], positions: Sequence[int], outputs: Sequence[int],
-               groups=None, images=(), rope_positions=None) -> np.ndarray:
-        """One micro-batch; returns logits [len(outputs), n_vocab] (float32)."""
+               groups=None, images=(), rope_positions=None, seqs=None) -> np.ndarray:
+        """One micro-batch; returns logits [len(outputs), n_vocab] (float32). `seqs`: each
+        token's cache sequence (None: sequence 0)."""
         t_step = time.perf_counter()
-        plan = plan_batch(self.cache, tokens, positions, outputs, groups, images, rope_positions)
+        plan = plan_batch(self.cache, tokens, positions, outputs, groups, images, rope_positions, seqs)
         key = plan.shape_key()
         if key != self._last_key:
             t0 = time.perf_counter()
@@ -67,8 +68,9 @@ class Runner:
 
     def evaluate(self, tokens: Sequence[int], start: int, all_logits: bool = False,
                  images: Sequence[tuple[int, np.ndarray]] = (), bidirectional: bool = True,
-                 rope_positions: np.ndarray | None = None) -> np.ndarray:
-        """Feed tokens at positions start.. in chunks of n_batch; logits of the last (or every) token.
+                 rope_positions: np.ndarray | None = None, seq: int = 0) -> np.ndarray:
+        """Feed tokens at positions start.. of sequence `seq` in chunks of n_batch; logits of the
+        last (or every) token.
 
         `images`: (index in `tokens`, embeddings [n, n_embd]) for runs of image tokens. With
         `bidirectional`, each run is one group that attends to itself in both directions and
@@ -97,7 +99,7 @@ class Runner:
                 if lo < hi:
                     chunk_images.append((lo - i, e[lo - f:hi - f]))
             rope = None if rope_positions is None else rope_positions[:, i:end]
-            logits = self.decode(chunk, pos, wanted, groups[i:end], chunk_images, rope)
+            logits = self.decode(chunk, pos, wanted, groups[i:end], chunk_images, rope, seq)
             if all_logits or last:
                 out.append(logits)
             i = end
