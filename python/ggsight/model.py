@@ -1,7 +1,6 @@
 """The public Model: load a GGUF, then tokenize, evaluate, generate and chat."""
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 from .cache import KVCache
 from .engine.batch_decode import SequenceState, Stream, batch_images, decode_together
 from .engine.image_cache import DEFAULT_MAX_BYTES, ImageCache, default_disk_dir, file_identity
+from .engine.image_prompt import expand_images
 from .engine.memory import check_n_seq
 from .engine.memory import plan as plan_memory
 from .engine.positions import mrope_positions
@@ -172,33 +172,10 @@ class Model:
             raise InvalidArgumentError("this model was loaded without a vision projector: pass mmproj=... to load()")
         if not isinstance(prompt, str):
             raise InvalidArgumentError("images need a text prompt (token ids cannot mark where they go)")
-        glue = self.images
-        text = prompt.replace(IMAGE, glue.marker)
-        if glue.marker not in text:
-            text = glue.marker * len(images) + text
-        pieces = text.split(glue.marker)
-        if len(pieces) - 1 != len(images):
-            raise InvalidArgumentError(f"the prompt marks {len(pieces) - 1} image(s) but {len(images)} were given")
-        views = [glue.pixels(image, max_tokens=max_image_tokens) for image in images]  # an image (+ crops)
-        ids = self._prompt_ids(pieces[0] + "".join(glue.layout(v) + piece for v, piece in zip(views, pieces[1:])))
-        flat = [p for v in views for p in v]
-        counts = [glue.tokens_of(p) for p in flat]
-        where = np.flatnonzero(np.asarray(ids) == glue.image_token_id)
-        if len(where) != sum(counts):  # e.g. image-token text typed into the prompt
-            raise InvalidArgumentError(f"the prompt holds {len(where)} image tokens; {len(images)} image(s) "
-                                       f"need {sum(counts)}: remove {glue.image_token!r} from the text")
-        starts = [int(where[k]) for k in np.cumsum([0] + counts[:-1])]
-        spans = []
-        keys = [hashlib.sha256(repr(p.shape).encode() + p.tobytes()).hexdigest() for p in flat]
-        with self.image_cache.in_use(keys):   # a prompt's own images are never evicted while it is built
-            for first, pixels, key in zip(starts, flat, keys):
-                emb = self.image_cache.get(key)
-                if emb is None:
-                    emb = glue.embed(self.sched, pixels)
-                    self.image_encodes += 1
-                    self.image_cache.put(key, emb)
-                self._grids[key] = glue.grid(pixels)
-                spans.append((first, emb, key))
+        ids, spans, encoded = expand_images(self.images, prompt.replace(IMAGE, self.images.marker), images,
+                                            self._prompt_ids, self.image_cache, self.sched, self._grids,
+                                            max_image_tokens)
+        self.image_encodes += encoded
         return ids, spans
 
     @property
