@@ -43,6 +43,44 @@ def memory_table(est, free: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def parse_devices(text: str) -> list:
+    """'gpu0=8G,gpu1=4G,rpc0=16G[,cpu=32G]' -> DeviceBudgets (simulated devices). The kind is the
+    name's prefix (cpu, rpc, else gpu); without a cpu entry the CPU's real free memory is used."""
+    from .engine.memory import free_memory, parse_size
+    from .engine.placement import DeviceBudget
+    from .errors import InvalidArgumentError
+    from .ggml import cpu_device
+    out = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        name, eq, size = item.partition("=")
+        if not eq or not name:
+            raise InvalidArgumentError(f"--devices: give NAME=SIZE items like gpu0=8G, not {item!r}")
+        kind = "cpu" if name.lower().startswith("cpu") else "rpc" if name.lower().startswith("rpc") else "gpu"
+        out.append(DeviceBudget(name, parse_size(size), kind))
+    if not any(d.kind == "cpu" for d in out):
+        out.append(DeviceBudget(cpu_device().name, free_memory(cpu_device()), "cpu"))
+    return out
+
+
+def parse_gpu_layers(text: str | None):
+    """'20' -> 20; 'gpu0=12,gpu1=6' -> {'gpu0': 12, 'gpu1': 6}; None stays None."""
+    if text is None or "=" not in text:
+        return None if text is None else int(text)
+    return {k.strip(): int(v) for k, _, v in (x.partition("=") for x in text.split(",") if x.strip())}
+
+
+def placement_lines(p) -> list[str]:
+    from .engine.memory import human
+    spans = p.ranges()
+    lines = []
+    for name, nbytes in p.bytes.items():
+        parts = [f"layers {', '.join(f'{a}-{b}' if a != b else str(a) for a, b in spans[name])}"] if name in spans else []
+        parts += ["input"] * (p.input == name) + ["output"] * (p.output == name) + ["vision"] * (p.vision == name)
+        lines.append((name, ", ".join(parts) or "-", f"{human(nbytes)} of {human(max(p.budget[name], 0))} usable"))
+    w = [max(len(r[i]) for r in lines) for i in range(2)]
+    return [f"  {a:<{w[0]}}  {b:<{w[1]}}  {c}" for a, b, c in lines]
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from .ggml import GGUFFile
     from .model import default_model_path
@@ -60,11 +98,15 @@ def cmd_show(args: argparse.Namespace) -> int:
                         print(f"  {key.replace('_', ' '):<17} {g[f'{arch}.{key}']}")
         return 0
     from .engine.memory import estimate, free_memory
-    est = estimate(path, n_ctx=args.ctx, n_batch=args.batch, kv_type=args.kv_type, mmproj=args.mmproj)
+    sim = parse_devices(args.devices) if args.devices else None
+    est = estimate(path, n_ctx=args.ctx, n_batch=args.batch, kv_type=args.kv_type, mmproj=args.mmproj,
+                   devices=sim, n_gpu_layers=parse_gpu_layers(args.n_gpu_layers))
     free = {d: free_memory(d) for d in est.per_device}
     if args.json:
         out = dataclasses.asdict(est)
         out.pop("price")
+        if est.placement is None:
+            out.pop("placement")
         print(json.dumps({**out, "free": free}, indent=2))
         return 0
     from pathlib import Path
@@ -78,6 +120,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if short:
         print(f"Does not fit: the KV cache and compute buffers exceed the free memory of {', '.join(short)} "
               "(try a smaller --ctx or --kv-type q8_0 / q4_0).")
+    if est.placement is not None:
+        print("\nPlacement on the given devices (simulated; layers last first, the output with the last layer):")
+        print("\n".join(placement_lines(est.placement)))
     return 0
 
 
@@ -90,5 +135,9 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, default=512, help="micro-batch size (default 512)")
     p.add_argument("--kv-type", default="f16", choices=["f16", "f32", "q8_0", "q4_0"], help="KV cache type")
     p.add_argument("--mmproj", default=None, help="vision projector GGUF (llama.cpp's two-file layout)")
+    p.add_argument("--devices", default=None,
+                   help="with --memory, simulated devices NAME=SIZE,... (gpu0=8G,gpu1=4G; rpc*, cpu): where each layer goes")
+    p.add_argument("--n-gpu-layers", default=None,
+                   help="with --devices: layers on the GPUs in total (20), or per device (gpu0=12,gpu1=6)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_show)

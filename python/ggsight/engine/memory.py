@@ -30,6 +30,7 @@ from ..ggml import (Backend, Buffer, Context, Device, DType, GGUFFile, Scheduler
                     device_alloc_size, devices, load_weights, row_bytes, traits)
 from ..models import image_support, model_class
 from ..store.ollama_layout import is_single_file, split_single_file
+from .placement import DeviceBudget, Placement, model_costs, plan_placement
 from .runner import MAX_NODES, _BuiltGraph  # the runner's own graph builder: the same graph, so the same size
 
 # load()'s kv_type names (model.py sits above the engine, so the table is repeated here)
@@ -117,6 +118,7 @@ class MemoryEstimate:
     n_seq: int = 1              # parallel sequences the cache holds
     # (n_ctx, kv_type) -> (kv, compute) bytes of the same model on its device, for suggestions
     price: object = field(default=None, repr=False, compare=False)
+    placement: Placement | None = field(default=None, compare=False)  # with estimate(devices=...) only
 
     def check(self, what: str = "this model") -> None:
         """Raise OutOfMemoryError, naming the numbers and what to change, when a device's free
@@ -261,10 +263,12 @@ def _text(net, images, n_ctx: int, n_tokens: int, kv_type: str, device: Device,
 
 
 def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
-         device: Device | None = None, n_seq: int = 1) -> MemoryEstimate:
+         device: Device | None = None, n_seq: int = 1, devices: list[DeviceBudget] | None = None,
+         n_gpu_layers: int | dict | None = None) -> MemoryEstimate:
     """The estimate for a model whose weights are placed (`net`, and `images` its image glue or
     None), as Model would run it; n_batch as Model keeps it (at most n_ctx); n_seq sequences
-    (their decode steps run as one micro-batch of n_seq <= n_batch tokens, inside the worst case)."""
+    (their decode steps run as one micro-batch of n_seq <= n_batch tokens, inside the worst case).
+    With `devices` (simulated or real budgets), also where each layer would go: see placement.py."""
     if kv_type not in KV_TYPES:
         raise InvalidArgumentError(f"kv_type must be one of {', '.join(KV_TYPES)}, not {kv_type!r}")
     if not _kv_type_fits(net, kv_type):
@@ -289,15 +293,32 @@ def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
         return other.nbytes, max(text, vision)
     kinds = net.cache_kinds()
     layout = {k.name: (kinds.count(k), t.n_cells) for k, t in kv.tables.items()}
+    placed = None
+    if devices is not None:
+        costs = layer_costs(net, kv)
+        # a device given without a compute figure is charged the one measured here (a device in a
+        # split runs only its part of the graph, so this errs on the safe side)
+        budgets = [b if b.compute else DeviceBudget(b.name, b.free, b.kind, d.compute) for b in devices]
+        placed = plan_placement(costs.layers, costs.output, _tower_bytes(images) if images else 0, budgets,
+                                n_gpu_layers=n_gpu_layers, input_bytes=costs.input, mapped=bool(net.binder.weights.mapped))
     return MemoryEstimate(d.weights, d.kv, d.compute, d.total, {device.name: d}, kv.by_kind, layout, text, vision,
-                          n_ctx, micro_batch(n_ctx), kv_type, bool(net.binder.weights.mapped), n_seq, price)
+                          n_ctx, micro_batch(n_ctx), kv_type, bool(net.binder.weights.mapped), n_seq, price, placed)
+
+
+def layer_costs(net, kv: UnbackedKV):
+    """The text model's ModelCosts: weights by GGUF tensor name, KV as the planner sized it."""
+    w = net.binder.weights
+    return model_costs({n: w.gguf.tensor(n).nbytes for n in w.tensors},
+                       [k + v for k, v in zip(kv.sizes[::2], kv.sizes[1::2])])
 
 
 def estimate(path, *, n_ctx: int = 4096, n_batch: int = 512, kv_type: str = "f16", mmproj=None,
-             image_options: dict | None = None, n_seq: int = 1) -> MemoryEstimate:
+             image_options: dict | None = None, n_seq: int = 1, devices: list[DeviceBudget] | None = None,
+             n_gpu_layers: int | dict | None = None) -> MemoryEstimate:
     """Weights, KV cache and compute bytes `load(path, ...)` with these arguments would take, overall
     and per device. The files are opened and their weights mapped (nothing is copied); no cache
-    is allocated and no graph computed."""
+    is allocated and no graph computed. With `devices`, .placement says which device would take
+    each layer, the output layer and the vision tower (the CPU must be among them)."""
     if n_ctx < 16 or n_batch < 1:
         raise InvalidArgumentError("n_ctx must be at least 16 and n_batch at least 1")
     gguf = GGUFFile.open(Path(path))
@@ -315,4 +336,5 @@ def estimate(path, *, n_ctx: int = 4096, n_batch: int = 512, kv_type: str = "f16
         from ..text.tokenizer import Tokenizer  # only here: the glue checks its tokens are in the vocabulary
         images = glue(vision, load_weights(vision, cpu_device(), repack=False), Tokenizer.from_gguf(text),
                       n_embd_text=net.config.n_embd, **dict(image_options or {}))
-    return plan(net, images, n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), kv_type=kv_type, n_seq=n_seq)
+    return plan(net, images, n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), kv_type=kv_type, n_seq=n_seq,
+                devices=devices, n_gpu_layers=n_gpu_layers)
