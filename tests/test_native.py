@@ -64,6 +64,8 @@ def test_devices_and_system_info():
     assert info["ggml_version"] == "0.25.3"
     assert "CPU" in info["backends"]
     assert isinstance(info["cpu_features"], dict)
+    from ggsight.ggml.tiles import amx_bf16_usable
+    assert info["ggsight_kernels"] == {"amx_bf16": amx_bf16_usable()}
 
 
 def test_cli_info_runs():

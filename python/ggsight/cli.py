@@ -26,6 +26,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  [{d['index']}] {d['name']:<8} {d['type']:<5} {d['description']}  ({mem})")
     feats = [k if v == "1" else f"{k}={v}" for k, v in info["cpu_features"].items()]
     print(f"cpu features: {' '.join(feats) or 'none reported'}")
+    amx = info["ggsight_kernels"]["amx_bf16"]
+    print(f"ggsight kernels: AMX-BF16 tiles {'in use for bf16 vision towers' if amx else 'not available on this CPU/build'}")
     return 0
 
 

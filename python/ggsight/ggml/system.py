@@ -28,4 +28,6 @@ def system_info() -> dict:
         "backends": backend_names(),
         "devices": [d.__dict__.copy() for d in devices()],
         "cpu_features": cpu_features(),
+        # ggsight's own CPU kernels (csrc/amx_kernels.cpp), chosen at run time
+        "ggsight_kernels": {"amx_bf16": bool(lib.gs_amx_bf16_usable())},
     }
