@@ -17,10 +17,10 @@ def as_bf16(a: np.ndarray) -> np.ndarray:
 
 
 def test_bf16_rounding_is_nearest_even():
-    x = np.array([1.0, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8, -2.5, 3.0e38], np.float32)
-    assert as_bf16(x).tolist() == [1.0, 1.0, 1.0 + 2 ** -6, -2.5, np.float32(as_bf16(np.float32(3.0e38)))]
-    assert as_bf16(np.float32(1.0 + 2 ** -8))[()] == 1.0            # tie -> even
-    assert as_bf16(np.float32(1.0 + 3 * 2 ** -8))[()] == 1.0 + 2 ** -6
+    # ties go to the even mantissa: 1 + 2^-8 down to 1, 1 + 3 * 2^-8 up to 1 + 2^-6
+    x = np.array([1.0, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8, -2.5, 1.0 + 2 ** -7 + 2 ** -9], np.float32)
+    assert as_bf16(x).tolist() == [1.0, 1.0, 1.0 + 2 ** -6, -2.5, 1.0 + 2 ** -7]
+    assert to_bf16_bits(np.array([1.0, -2.5], np.float32)).tolist() == [0x3F80, 0xC020]
 
 
 def test_tile_layout_places_pairs_as_amx_reads_them():

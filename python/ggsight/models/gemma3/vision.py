@@ -73,8 +73,8 @@ class Gemma3Vision:
         self.flash_attn = True
         matrices = [L[n][0] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")]
         self.kernels = TileKernels(matrices, bf16_tiles)
-        # f32 weights ask for exact maths: K/V stay f32 in the fused attention (a little slower)
-        self.kv_type = DType.F32 if all(m.dtype == DType.F32 for m in matrices) else DType.F16
+        # f32 weights ask for exact maths: f32 K/V in the fused attention, GELU in f32 ops
+        self.exact = all(m.dtype == DType.F32 for m in matrices)
 
     def build(self, ctx: Context, pixels: Tensor) -> Tensor:
         """pixels [size, size, 3, 1] f32 -> image embeddings [n_embd_text, n_tokens]."""
@@ -93,7 +93,7 @@ class Gemma3Vision:
                 att = self._attention(q, k, v, 1.0 / math.sqrt(head_dim))  # [n_embd, n_patches]
                 x = x.add(mm(L["attn_out"][0], att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
                 cur = _norm(x, *L["ln2"], c.eps)
-                cur = gelu_tanh(mm(L["ffn_up"][0], cur).add(L["ffn_up"][1]), self.kv_type == DType.F32)
+                cur = gelu_tanh(mm(L["ffn_up"][0], cur).add(L["ffn_up"][1]), self.exact)
                 cur = mm(L["ffn_down"][0], cur).add(L["ffn_down"][1])
                 x = x.add(cur).named(f"v_out-{il}")
             x = _norm(x, *self.post_ln, c.eps).named("v_post_ln")                 # [n_embd, n_patches]
@@ -112,8 +112,8 @@ class Gemma3Vision:
         if tiled is not None:
             return tiled
         k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)                     # [head_dim, n_patches, n_head]
-        if self.flash_attn and self.kv_type != DType.F32:  # fused: no n x n matrix in memory
-            k, v = k.cast(self.kv_type), v.cast(self.kv_type)
+        if self.flash_attn and not self.exact:  # fused, f16 K/V: no n x n matrix, half the traffic
+            k, v = k.cast(DType.F16), v.cast(DType.F16)
         return attention(q, k, v, None, scale, flash=self.flash_attn)
 
     def encode(self, sched, pixels) -> "object":

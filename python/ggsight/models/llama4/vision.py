@@ -90,7 +90,7 @@ class Llama4Vision:
             raise ValueError(f"{gguf.path}: v.patch_embd.weight has {self.patch_w.ne[0]} inputs, expected {3 * p * p}")
         matrices = [L[n][0] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")]
         self.kernels = TileKernels(matrices + [self.mlp1, self.mlp2, self.proj], bf16_tiles)
-        self.kv_type = DType.F32 if all(m.dtype == DType.F32 for m in matrices) else DType.F16
+        self.exact = all(m.dtype == DType.F32 for m in matrices)
 
     def _rope_2d(self, t: Tensor, pos_x: Tensor, pos_y: Tensor, n: int) -> Tensor:
         """HF's complex rotation of interleaved pairs: the first half of each head turns with the
@@ -137,8 +137,8 @@ class Llama4Vision:
         if tiled is not None:
             return tiled
         k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)
-        if self.kv_type != DType.F32:
-            k, v = k.cast(self.kv_type), v.cast(self.kv_type)
+        if not self.exact:
+            k, v = k.cast(DType.F16), v.cast(DType.F16)
         return attention(q, k, v, None, scale)
 
     def encode(self, sched, tile: np.ndarray) -> np.ndarray:

@@ -78,7 +78,7 @@ class QwenVision:
                                                             "ffn_gate", "ffn_up", "ffn_down")]
         self.kernels = TileKernels(matrices + [self.mm0[0], self.mm2[0]], bf16_tiles)
         # f32 weights ask for exact maths: K/V stay f32 in the fused attention (a little slower)
-        self.kv_type = DType.F32 if all(m.dtype == DType.F32 for m in matrices) else DType.F16
+        self.exact = all(m.dtype == DType.F32 for m in matrices)
         self.flash_attn = True
 
     def layout(self, height: int, width: int) -> PatchLayout:
@@ -122,8 +122,8 @@ class QwenVision:
             if tiled is not None:
                 return tiled
         k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)                       # [head_dim, n, n_head]
-        if self.flash_attn and self.kv_type != DType.F32:
-            k, v = k.cast(self.kv_type), v.cast(self.kv_type)
+        if self.flash_attn and not self.exact:
+            k, v = k.cast(DType.F16), v.cast(DType.F16)
         return attention(q, k, v, mask, scale, flash=self.flash_attn)
 
     def encode(self, sched, pixels: np.ndarray) -> np.ndarray:
