@@ -60,3 +60,17 @@ def gelu_tanh(x: Tensor, exact: bool) -> Tensor:
 def geglu(gate: Tensor, up: Tensor, exact: bool) -> Tensor:
     """gelu_tanh(gate) * up (ggml's fused op shares gelu's table)."""
     return gelu_tanh(gate, True).mul(up) if exact else gate.geglu_split(up)
+
+
+def with_image_rows(x: Tensor, inp) -> Tensor:
+    """Token embeddings [n_embd, n_tokens] with image tokens' rows taken from the projector's
+    (unscaled, as HF's masked_scatter puts them): `inp` is the batch's BatchInputs."""
+    if inp.image_rows is None:
+        return x
+    return x.concat(inp.image_rows, 1).get_rows(inp.embd_index).named("inp_embd_img")
+
+
+def output_rows(x: Tensor, inp, norm: Tensor, eps: float) -> Tensor:
+    """The final norm of only the rows whose logits the batch wants."""
+    x = x.get_rows(inp.outputs) if inp.n_outputs != inp.n_tokens else x
+    return rms_norm(x, norm, eps).named("result_norm")

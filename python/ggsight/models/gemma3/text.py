@@ -6,7 +6,7 @@ import math
 from ...cache import FULL, BatchInputs, CacheKind, window_kind
 from ...ggml import DType, Tensor
 from ...ggml.ops import ROPE_NEOX
-from ...nn import WeightBinder, attention, geglu, rms_norm
+from ...nn import WeightBinder, attention, geglu, output_rows, rms_norm, with_image_rows
 from .config import Gemma3Config
 
 
@@ -57,9 +57,7 @@ class Gemma3Text:
         """Logits [n_vocab, n_outputs] for the batch's output rows."""
         c = self.config
         x = embeddings if embeddings is not None else self.embed(inp.tokens)
-        if inp.image_rows is not None:
-            # image tokens take the projector's rows, unscaled (as HF's masked_scatter does)
-            x = x.concat(inp.image_rows, 1).get_rows(inp.embd_index).named("inp_embd_img")
+        x = with_image_rows(x, inp)
         kinds = cache.kinds
         n_tokens = inp.n_tokens
         for il, L in enumerate(self.layers):
@@ -92,8 +90,7 @@ class Gemma3Text:
             cur = rms_norm(cur, L.post_ffn_norm, c.norm_eps).named(f"ffn_post_norm-{il}")
             x = cur.add(x).named(f"l_out-{il}")
 
-        x = x.get_rows(inp.outputs) if inp.n_outputs != n_tokens else x  # only rows whose logits are wanted
-        x = rms_norm(x, self.output_norm, c.norm_eps).named("result_norm")
+        x = output_rows(x, inp, self.output_norm, c.norm_eps)
         logits = self.output.mul_mat(x)                                      # [n_vocab, n_outputs]
         if c.final_logit_softcap:
             cap = c.final_logit_softcap

@@ -8,7 +8,7 @@ import math
 from ...cache import FULL, BatchInputs, CacheKind, chunked_kind
 from ...ggml import DType, Tensor
 from ...ggml.ops import ROPE_NORMAL
-from ...nn import WeightBinder, attention, rms_norm
+from ...nn import WeightBinder, attention, output_rows, rms_norm, with_image_rows
 from .config import Llama4Config
 
 
@@ -91,8 +91,7 @@ class Llama4Text:
         """Logits [n_vocab, n_outputs] for the batch's output rows."""
         c = self.config
         x = embeddings if embeddings is not None else self.embed(inp.tokens)
-        if inp.image_rows is not None:
-            x = x.concat(inp.image_rows, 1).get_rows(inp.embd_index).named("inp_embd_img")
+        x = with_image_rows(x, inp)
         n_tokens = inp.n_tokens
         temperature = self._temperature(inp) if c.temperature_tuning and not all(c.rope_layers) else None
         for il, L in enumerate(self.layers):
@@ -115,6 +114,5 @@ class Llama4Text:
             cur = rms_norm(x, L.ffn_norm, c.norm_eps).named(f"ffn_norm-{il}")
             ffn = self._moe(L, cur, n_tokens, il) if L.moe else _swiglu(L.gate, L.up, L.down, cur)
             x = ffn.add(x).named(f"l_out-{il}")
-        x = x.get_rows(inp.outputs) if inp.n_outputs != n_tokens else x
-        x = rms_norm(x, self.output_norm, c.norm_eps).named("result_norm")
+        x = output_rows(x, inp, self.output_norm, c.norm_eps)
         return self.output.mul_mat(x).named("result_output")

@@ -6,7 +6,7 @@ import math
 from ...cache import FULL, BatchInputs, CacheKind
 from ...ggml import Tensor
 from ...ggml.ops import ROPE_MROPE
-from ...nn import WeightBinder, attention, rms_norm
+from ...nn import WeightBinder, attention, output_rows, rms_norm, with_image_rows
 from .config import QwenVLConfig
 
 
@@ -50,8 +50,7 @@ class QwenVLText:
         """Logits [n_vocab, n_outputs] for the batch's output rows."""
         c = self.config
         x = embeddings if embeddings is not None else self.embed(inp.tokens)
-        if inp.image_rows is not None:
-            x = x.concat(inp.image_rows, 1).get_rows(inp.embd_index).named("inp_embd_img")
+        x = with_image_rows(x, inp)
         n_tokens = inp.n_tokens
         pos = inp.rope_positions                                            # [4 * n_tokens] i32
         for il, L in enumerate(self.layers):
@@ -68,6 +67,5 @@ class QwenVLText:
             cur = rms_norm(x, L.ffn_norm, c.norm_eps).named(f"ffn_norm-{il}")
             cur = L.gate.mul_mat(cur).swiglu_split(L.up.mul_mat(cur))        # silu(gate) * up
             x = L.down.mul_mat(cur).add(x).named(f"l_out-{il}")
-        x = x.get_rows(inp.outputs) if inp.n_outputs != n_tokens else x
-        x = rms_norm(x, self.output_norm, c.norm_eps).named("result_norm")
+        x = output_rows(x, inp, self.output_norm, c.norm_eps)
         return self.output.mul_mat(x).named("result_output")               # [n_vocab, n_outputs]
