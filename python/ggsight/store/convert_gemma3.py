@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import (ConvertError, chat_template, read_json, read_optional_json, special_token_ids,
-                        write_decoder_shape)
+from .hf_common import (ConvertError, architecture, chat_template, read_json, read_optional_json,
+                        special_token_ids, write_decoder_shape)
 
 ARCH = "gemma3"
 ARCHITECTURES = ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
@@ -71,11 +71,7 @@ class Gemma3Hparams:
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str) -> "Gemma3Hparams":
-        archs = config.get("architectures") or []
-        arch = next((a for a in archs if a in ARCHITECTURES), None)
-        if arch is None:
-            raise ValueError(f"{where}: unsupported architecture {archs or config.get('model_type')!r}; "
-                             f"the Gemma 3 converter handles {', '.join(ARCHITECTURES)}")
+        arch = architecture(config, ARCHITECTURES, where, "Gemma 3")
         text = (config.get("text_config") or {}) if arch == "Gemma3ForConditionalGeneration" else config
         hp = {**_DEFAULTS, **text}
         if hp.get("attn_logit_softcapping") is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import ConvertError, write_bpe_tokenizer, write_decoder_shape
+from .hf_common import ConvertError, architecture, write_bpe_tokenizer, write_decoder_shape
 
 ARCH = "llama4"
 ARCHITECTURES = ("Llama4ForConditionalGeneration",)
@@ -91,10 +91,7 @@ class Llama4Hparams:
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str) -> "Llama4Hparams":
-        archs = config.get("architectures") or []
-        if not any(a in ARCHITECTURES for a in archs):
-            raise ConvertError(f"{where}: unsupported architecture {archs or config.get('model_type')!r}; "
-                               f"the Llama 4 converter handles {', '.join(ARCHITECTURES)}")
+        architecture(config, ARCHITECTURES, where, "Llama 4")
         hp = {**_DEFAULTS, **text_config(config)}
         if hp["hidden_act"] != "silu":
             raise ConvertError(f"{where}: hidden_act {hp['hidden_act']!r} is not supported (silu)")

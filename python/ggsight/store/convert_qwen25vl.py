@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import ConvertError, write_bpe_tokenizer, write_decoder_shape
+from .hf_common import ConvertError, architecture, write_bpe_tokenizer, write_decoder_shape
 
 ARCH = "qwen2vl"
 ARCHITECTURES = ("Qwen2_5_VLForConditionalGeneration",)
@@ -64,10 +64,7 @@ class Qwen25VLHparams:
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str) -> "Qwen25VLHparams":
-        archs = config.get("architectures") or []
-        if not any(a in ARCHITECTURES for a in archs):
-            raise ConvertError(f"{where}: unsupported architecture {archs or config.get('model_type')!r}; "
-                               f"the Qwen2.5-VL converter handles {', '.join(ARCHITECTURES)}")
+        architecture(config, ARCHITECTURES, where, "Qwen2.5-VL")
         hp = {**_DEFAULTS, **text_config(config)}
         if hp.get("use_sliding_window") or "sliding_attention" in (hp.get("layer_types") or ()):
             raise ConvertError(f"{where}: sliding-window attention is not supported (arch qwen2vl has none)")

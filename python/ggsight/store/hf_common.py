@@ -60,6 +60,33 @@ def chat_template(hf_dir: Path) -> str | None:
     return template or None
 
 
+def architecture(config: dict, supported, where: str, model: str) -> str:
+    """The first of config.json's architectures this converter handles, or a ConvertError."""
+    archs = config.get("architectures") or []
+    arch = next((a for a in archs if a in supported), None)
+    if arch is None:
+        raise ConvertError(f"{where}: unsupported architecture {archs or config.get('model_type')!r}; "
+                           f"the {model} converter handles {', '.join(supported)}")
+    return arch
+
+
+def write_clip_vision(w, projector: str, *, image_size: int, patch_size: int, n_embd: int, n_ff: int,
+                      n_layer: int, n_head: int, eps: float, projection_dim: int, mean, std) -> None:
+    """The clip.* keys every mmproj carries, in llama.cpp's names."""
+    w.add_string("clip.projector_type", projector)
+    w.add_bool("clip.has_vision_encoder", True)
+    w.add_uint32("clip.vision.image_size", image_size)
+    w.add_uint32("clip.vision.patch_size", patch_size)
+    w.add_uint32("clip.vision.embedding_length", n_embd)
+    w.add_uint32("clip.vision.feed_forward_length", n_ff)
+    w.add_uint32("clip.vision.block_count", n_layer)
+    w.add_uint32("clip.vision.attention.head_count", n_head)
+    w.add_float32("clip.vision.attention.layer_norm_epsilon", eps)
+    w.add_uint32("clip.vision.projection_dim", projection_dim)
+    w.add_array("clip.vision.image_mean", [float(x) for x in mean])
+    w.add_array("clip.vision.image_std", [float(x) for x in std])
+
+
 def write_decoder_shape(w, hp) -> None:
     """The llama.cpp keys every decoder GGUF has, from hparams with these attribute names."""
     w.add_context_length(hp.n_ctx)

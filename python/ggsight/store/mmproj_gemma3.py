@@ -7,6 +7,8 @@ from typing import Mapping
 
 import numpy as np
 
+from .hf_common import write_clip_vision
+
 # HF name (after the vision-tower prefix) -> GGUF name; N is the layer number
 _LAYER = {
     "layer_norm1": "ln1", "layer_norm2": "ln2", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
@@ -71,19 +73,12 @@ def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict, outtype:
     vc = config["vision_config"]
     tc = config.get("text_config", {})
     w = gguf.GGUFWriter(str(path), "clip")
-    w.add_string("clip.projector_type", "gemma3")
-    w.add_bool("clip.has_vision_encoder", True)
-    w.add_uint32("clip.vision.image_size", vc["image_size"])
-    w.add_uint32("clip.vision.patch_size", vc["patch_size"])
-    w.add_uint32("clip.vision.embedding_length", vc["hidden_size"])
-    w.add_uint32("clip.vision.feed_forward_length", vc["intermediate_size"])
-    w.add_uint32("clip.vision.block_count", vc["num_hidden_layers"])
-    w.add_uint32("clip.vision.attention.head_count", vc["num_attention_heads"])
-    w.add_float32("clip.vision.attention.layer_norm_epsilon", vc.get("layer_norm_eps", 1e-6))
-    w.add_uint32("clip.vision.projection_dim", tc.get("hidden_size", config.get("hidden_size", 0)))
+    write_clip_vision(w, "gemma3", image_size=vc["image_size"], patch_size=vc["patch_size"], n_embd=vc["hidden_size"],
+                      n_ff=vc["intermediate_size"], n_layer=vc["num_hidden_layers"], n_head=vc["num_attention_heads"],
+                      eps=vc.get("layer_norm_eps", 1e-6),
+                      projection_dim=tc.get("hidden_size", config.get("hidden_size", 0)),
+                      mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     w.add_uint32("clip.vision.mm_tokens_per_image", config.get("mm_tokens_per_image", 256))
-    w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
-    w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
     written = 0
     for hf_name, data in tensors.items():
         name = vision_tensor_name(hf_name)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .hf_common import ConvertError, read_optional_json
+from .hf_common import ConvertError, read_optional_json, write_clip_vision
 
 PROJECTOR_TYPE = "llama4"
 _MEAN = _STD = [0.5, 0.5, 0.5]   # Llama4ImageProcessor's defaults
@@ -169,22 +169,13 @@ def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, prog
     pre = read_optional_json(hf_dir / "preprocessor_config.json")
     w = gguf.GGUFWriter(str(out_path), "clip")
     try:
-        w.add_string("clip.projector_type", PROJECTOR_TYPE)
-        w.add_bool("clip.has_vision_encoder", True)
-        w.add_uint32("clip.vision.image_size", hp.image_size)
-        w.add_uint32("clip.vision.patch_size", hp.patch_size)
-        w.add_uint32("clip.vision.embedding_length", hp.n_embd)
-        w.add_uint32("clip.vision.feed_forward_length", hp.n_ff)
-        w.add_uint32("clip.vision.block_count", hp.n_layer)
-        w.add_uint32("clip.vision.attention.head_count", hp.n_head)
-        w.add_float32("clip.vision.attention.layer_norm_epsilon", hp.norm_eps)
-        w.add_uint32("clip.vision.projection_dim", hp.out_dim)
+        write_clip_vision(w, PROJECTOR_TYPE, image_size=hp.image_size, patch_size=hp.patch_size, n_embd=hp.n_embd,
+                          n_ff=hp.n_ff, n_layer=hp.n_layer, n_head=hp.n_head, eps=hp.norm_eps,
+                          projection_dim=hp.out_dim, mean=pre.get("image_mean", _MEAN), std=pre.get("image_std", _STD))
         w.add_uint32("clip.vision.projector.scale_factor", hp.scale_factor)
         # llama.cpp reads clip.use_gelu; the per-modality spelling is written too
         w.add_bool("clip.use_gelu", True)
         w.add_bool("clip.vision.use_gelu", True)
-        w.add_array("clip.vision.image_mean", [float(x) for x in pre.get("image_mean", _MEAN)])
-        w.add_array("clip.vision.image_std", [float(x) for x in pre.get("image_std", _STD)])
         # ggsight's keys, which llama.cpp hard-codes (rope theta 10000) or does not have
         w.add_float32("clip.vision.rope.freq_base", hp.rope_theta)
         w.add_float32("clip.vision.pixel_shuffle_ratio", hp.shuffle_ratio)

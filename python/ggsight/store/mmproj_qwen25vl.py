@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import ConvertError, read_optional_json
+from .hf_common import ConvertError, read_optional_json, write_clip_vision
 
 PROJECTOR_TYPE = "qwen2.5vl_merger"
 # transformers' OPENAI_CLIP_MEAN / STD, which Qwen2VLImageProcessor uses by default
@@ -178,16 +178,10 @@ def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, prog
     pre = read_optional_json(hf_dir / "preprocessor_config.json")
     w = gguf.GGUFWriter(str(out_path), "clip")
     try:
-        w.add_string("clip.projector_type", PROJECTOR_TYPE)
-        w.add_bool("clip.has_vision_encoder", True)
-        w.add_uint32("clip.vision.image_size", hp.image_size)
-        w.add_uint32("clip.vision.patch_size", hp.patch_size)
-        w.add_uint32("clip.vision.embedding_length", hp.n_embd)
-        w.add_uint32("clip.vision.feed_forward_length", hp.n_ff)
-        w.add_uint32("clip.vision.block_count", hp.n_layer)
-        w.add_uint32("clip.vision.attention.head_count", hp.n_head)
-        w.add_float32("clip.vision.attention.layer_norm_epsilon", _NORM_EPS)
-        w.add_uint32("clip.vision.projection_dim", hp.out_dim)
+        write_clip_vision(w, PROJECTOR_TYPE, image_size=hp.image_size, patch_size=hp.patch_size, n_embd=hp.n_embd,
+                          n_ff=hp.n_ff, n_layer=hp.n_layer, n_head=hp.n_head, eps=_NORM_EPS,
+                          projection_dim=hp.out_dim, mean=pre.get("image_mean", _CLIP_MEAN),
+                          std=pre.get("image_std", _CLIP_STD))
         w.add_uint32("clip.vision.spatial_merge_size", hp.merge)
         w.add_uint32("clip.vision.temporal_patch_size", hp.temporal_patch_size)
         w.add_uint32("clip.vision.window_size", hp.window_size)
@@ -198,8 +192,6 @@ def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, prog
         # llama.cpp reads clip.use_silu; the per-modality spelling is written too
         w.add_bool("clip.use_silu", True)
         w.add_bool("clip.vision.use_silu", True)
-        w.add_array("clip.vision.image_mean", [float(x) for x in pre.get("image_mean", _CLIP_MEAN)])
-        w.add_array("clip.vision.image_std", [float(x) for x in pre.get("image_std", _CLIP_STD)])
         # the checkpoint's own pixel budget (released Qwen2.5-VL: up to 12.8 MP, not HF's class
         # default of 1 MP); ggsight's names, which llama.cpp ignores
         for key, size_key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
