@@ -35,7 +35,7 @@ def _greedy_by_forward(logits_of: Callable, ids, extra: dict, n: int) -> list[in
     return out
 
 
-def record_cases(out: Path, model, cases, hf_inputs: Callable, image_marker: str, tolerance: float = 1e-3,
+def record_cases(out: Path, model, cases, hf_inputs: Callable, image_marker: str, tolerance: float = 1e-5,
                  logits_of: Callable | None = None) -> Path:
     """cases: (name, prompt, [(width, height, seed) per image]); hf_inputs(prompt, images) ->
     (input_ids tensor, the other model inputs, extra facts to record). logits_of(ids, extra):

@@ -70,7 +70,7 @@ def test_logits_with_images_match_transformers(tiny, n_images):
     ref = hf_logits(model, ids, imgs, img_id)
     err = rel(logits, ref)
     print(f"\n{n_images} image(s), {len(ids)} tokens: max err / max |logit| = {err:.2e}")
-    assert err < 1e-3
+    assert err < 1e-5
     assert [int(t) for t in logits.argmax(1)] == [int(t) for t in ref.argmax(1)]
     # greedy 16 tokens: ours vs transformers' generate on the same ids and pixels
     ours = m.generate(prompt, images=imgs, raw=True, max_tokens=16, temperature=0).tokens
@@ -87,12 +87,14 @@ def test_logits_with_images_match_transformers(tiny, n_images):
 def test_image_wider_than_batch_is_not_split(tiny):
     model, text, mmproj = tiny
     prompt = "hello" + ggsight.IMAGE + " world model"
-    big = ggsight.load(text, mmproj=mmproj, n_ctx=128, n_batch=64)
-    small = ggsight.load(text, mmproj=mmproj, n_ctx=128, n_batch=5)   # image: 16 tokens
+    # an f32 cache: with f16 K/V, ggml's flash attention rounds q to f16 on one path and not on
+    # the other, so batch sizes differ by ~6e-4 for reasons that have nothing to do with the image
+    big = ggsight.load(text, mmproj=mmproj, n_ctx=128, n_batch=64, kv_type="f32")
+    small = ggsight.load(text, mmproj=mmproj, n_ctx=128, n_batch=5, kv_type="f32")   # image: 16 tokens
     ids, ref = big.evaluate(prompt, images=[image(3)])
     ids2, got = small.evaluate(prompt, images=[image(3)])
     # only summation order differs (batched sgemm vs single-row kernels)
-    assert ids == ids2 and rel(got, ref) < 2e-3
+    assert ids == ids2 and rel(got, ref) < 1e-5
     assert (got.argmax(1) == ref.argmax(1)).all()
 
 
@@ -209,7 +211,7 @@ def test_pan_and_scan_crops_match_transformers(tiny):
                     token_type_ids=(ids_t == m.images.image_token_id).long()).logits[0].numpy()
     err = rel(logits, ref)
     print(f"\npan-and-scan (1 image + 3 crops, {len(ids)} tokens): max err / max |logit| = {err:.2e}")
-    assert err < 1e-3 and (logits.argmax(1) == ref.argmax(1)).all()
+    assert err < 1e-5 and (logits.argmax(1) == ref.argmax(1)).all()
 
 
 def test_unknown_image_option_is_refused(tiny):
