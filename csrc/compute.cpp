@@ -344,11 +344,28 @@ void gs_sched_free(gs_sched *s) {
     delete s;
 }
 
+// Custom ops (ggsight's own CPU kernels) run a function pointer of this process: they must stay
+// on the CPU backend, whatever ggml's placement passes would give a neighbouring device (an RPC
+// server, which would receive the pointer of another process).
+static void pin_custom_ops(gs_sched *s, ggml_cgraph *g) {
+    ggml_backend_t cpu = nullptr;
+    for (ggml_backend_t b : s->backends) {
+        ggml_backend_dev_t dev = ggml_backend_get_device(b);
+        if (dev && ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) cpu = b;
+    }
+    if (!cpu || s->backends.size() < 2) return;
+    for (int i = 0; i < ggml_graph_n_nodes(g); i++) {
+        ggml_tensor *node = ggml_graph_node(g, i);
+        if (node->op == GGML_OP_CUSTOM) ggml_backend_sched_set_tensor_backend(s->sched, node, cpu);
+    }
+}
+
 static int sched_call(gs_sched *s, gs_graph *g, int what) {
     std::jmp_buf env;
     std::jmp_buf *prev = gs_active_guard;
     if (setjmp(env) == 0) {
         gs_active_guard = &env;
+        pin_custom_ops(s, CG(g));
         bool ok = what == 0 ? ggml_backend_sched_reserve(s->sched, CG(g)) : ggml_backend_sched_alloc_graph(s->sched, CG(g));
         gs_active_guard = prev;
         if (!ok) return gs_fail(GS_ERR_OOM, "the scheduler could not allocate compute buffers for the graph");

@@ -14,7 +14,7 @@
  *    caught and returned as GS_ERR_GGML with ggml's message instead of aborting the process.
  */
 
-#define GS_ABI_VERSION 1
+#define GS_ABI_VERSION 2
 #define GS_MAX_DIMS 4
 #define GS_MAX_NAME 64
 #define GS_MROPE_SECTIONS 4
@@ -142,6 +142,19 @@ const char *gs_backend_reg_name(int index);
 int gs_device_count(void);
 int gs_device_info_get(int index, gs_device_info *out);
 int gs_cpu_features(const gs_feature **out);      /* returns the count; strings are static */
+
+/* ---- backend plug-ins and RPC -------------------------------------------------------- */
+/* Open a backend library without registering it: GS_OK and its score (CPU variants: 0 = this
+   machine lacks an instruction set it uses; -1 = it reports none), or an error with the
+   loader's reason in err (a missing driver or runtime library). */
+int gs_backend_probe(const char *path, int *score, char *err, size_t err_size);
+int gs_backend_load_file(const char *path);       /* register it: its registry index */
+/* Register the devices of a ggml RPC server; the caller has checked that it answers (ggml
+   aborts the process on a server it cannot reach). Returns how many devices were added. */
+int gs_rpc_add_server(const char *endpoint);
+/* Serve these devices over ggml's RPC protocol (no authentication); blocks while it runs. */
+int gs_rpc_serve(const char *endpoint, const char *cache_dir_or_null, int n_threads,
+                 const int *device_indices, int n_devices);
 
 /* ---- backends ---------------------------------------------------------------------- */
 gs_backend *gs_backend_new(int device_index, const char *params_or_null);

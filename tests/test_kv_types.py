@@ -9,7 +9,7 @@ import ggsight  # noqa: E402
 @pytest.fixture(scope="module")
 def runs():
     out = {}
-    for kv in ("f16", "q8_0", "q4_0"):
+    for kv in ("f32", "f16", "q8_0", "q4_0"):
         m = ggsight.load(pkg.assemble(), n_ctx=1024, kv_type=kv, n_threads=2)
         out[kv] = (m.cache.nbytes, m.generate("The capital of France is", max_tokens=16, temperature=0, raw=True))
     return out
@@ -22,7 +22,9 @@ def test_quantized_caches_are_smaller(runs):
 
 
 def test_q8_0_keeps_the_greedy_text_and_q4_0_still_runs(runs):
-    assert runs["q8_0"][1].tokens == runs["f16"][1].tokens
+    # against the exact cache: f16's own rounding flips one of this model's near-ties on CPUs
+    # without AVX512-FP16 (see test_gemma3_text.py)
+    assert runs["q8_0"][1].tokens == runs["f32"][1].tokens
     assert len(runs["q4_0"][1].tokens) == 16
 
 

@@ -43,10 +43,12 @@ def _load():
     for struct in ("gs_type_info", "gs_device_info", "gs_tensor_desc", "gs_feature"):
         if lib.gs_struct_size(struct.encode()) != ffi.sizeof(struct):
             raise NativeLibraryError(f"{struct} layout differs between {libfile} and {header}")
-    return ffi, lib
+    return ffi, lib, libfile
 
 
-ffi, lib = _load()
+ffi, lib, library_path = _load()
+# ggml's backend libraries (and GGML_PIN) lie beside libggsight, installed or in a build tree
+library_dir = library_path.parent
 NULL = ffi.NULL
 
 _BY_STATUS = {
