@@ -152,6 +152,7 @@ int gs_backend_load_file(const char *path);       /* register it: its registry i
 /* Register the devices of a ggml RPC server; the caller has checked that it answers (ggml
    aborts the process on a server it cannot reach). Returns how many devices were added. */
 int gs_rpc_add_server(const char *endpoint);
+int gs_rpc_protocol_version(void);                /* major * 10000 + minor * 100 + patch */
 /* Serve these devices over ggml's RPC protocol (no authentication); blocks while it runs. */
 int gs_rpc_serve(const char *endpoint, const char *cache_dir_or_null, int n_threads,
                  const int *device_indices, int n_devices);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ggml-rpc.h"
 #include "internal.h"
 
 #ifdef _WIN32
@@ -125,4 +126,8 @@ int gs_rpc_serve(const char *endpoint, const char *cache_dir, int n_threads, con
     serve(endpoint, cache_dir, (size_t)(n_threads > 0 ? n_threads : 1), devs.size(), devs.data());
     // it only returns when it could not listen (the reason is on stderr)
     return gs_fail(GS_ERR_BACKEND, "the RPC server on %s stopped (could not listen there?)", endpoint);
+}
+
+int gs_rpc_protocol_version(void) {
+    return RPC_PROTO_MAJOR_VERSION * 10000 + RPC_PROTO_MINOR_VERSION * 100 + RPC_PROTO_PATCH_VERSION;
 }

@@ -24,6 +24,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     for d in info["devices"]:
         mem = f"{_gib(d['memory_free'])} free / {_gib(d['memory_total'])}" if d["memory_total"] else "memory unknown"
         print(f"  [{d['index']}] {d['name']:<8} {d['type']:<5} {d['description']}  ({mem})")
+    print("backend libraries:")
+    for b in info["backend_libraries"]:
+        name = b["family"] + (f"-{b['variant']}" if b["variant"] else "")
+        score = f" score {b['score']}" if b["score"] >= 0 else ""
+        origin = "" if b["source"] == "ggsight" else f" [{b['source']}]"
+        print(f"  {'*' if b['loaded'] else ' '} {name:<22}{origin} {b['status']}{score}")
+    for f in info["backend_folders"]:
+        if f["problem"]:
+            print(f"  plug-in {f['source']} ({f['path'] or '?'}): {f['problem']}")
     feats = [k if v == "1" else f"{k}={v}" for k, v in info["cpu_features"].items()]
     print(f"cpu features: {' '.join(feats) or 'none reported'}")
     amx = info["ggsight_kernels"]["amx_bf16"]
@@ -43,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_show(sub)
     from .store.convert import add_parser as add_convert
     add_convert(sub)
+    from .cli_rpc import add_parser as add_rpc
+    add_rpc(sub)
     return ap
 
 

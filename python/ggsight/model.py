@@ -13,6 +13,7 @@ from .engine.batch_decode import SequenceState, Stream, batch_images, decode_tog
 from .engine.image_cache import DEFAULT_MAX_BYTES, ImageCache, default_disk_dir, file_identity
 from .engine.image_prompt import expand_images
 from .engine.memory import check_n_seq
+from .engine.offload import accelerators, budgets, device_names, move_to_devices
 from .engine.memory import plan as plan_memory
 from .engine.positions import mrope_positions
 from .engine.responses import ChatResponse, GenerateResponse, collect, stream_events
@@ -49,7 +50,7 @@ def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: i
          n_threads: int | None = None, kv_type: str = "f16", use_mmap: bool = True, repack: bool = False,
          mmproj: str | os.PathLike | None = None, image_options: dict | None = None,
          image_cache_bytes: int = DEFAULT_MAX_BYTES, image_cache_dir: str | os.PathLike | bool | None = None,
-         n_seq: int = 1) -> "Model":
+         n_seq: int = 1, rpc: Sequence[str] | str | None = None, n_gpu_layers: int | dict | None = None) -> "Model":
     """Load a GGUF model (None: the embedded default model).
 
     n_seq: independent sequences the cache holds (each its own n_ctx), for generate_batch();
@@ -60,20 +61,25 @@ def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: i
     image_cache_bytes bounds the in-memory image-embedding cache (least recently used out);
     image_cache_dir=True (or a folder) also keeps embeddings on disk across restarts.
 
+    rpc: ggml RPC servers ("host:port", started with `ggsight rpc-server`) whose devices take layers
+    as GPUs do. n_gpu_layers: layers on GPU/RPC devices (None: as many as fit, 0: none), or
+    {device name or RPC endpoint: layers}; see engine/placement.py for the rules.
+
     repack=True copies matmul weights into ggml's repacked CPU layouts, as llama.cpp does by
     default; measured on this project's 2-core AVX2 machine it was not faster (see bench/),
     so weights stay mapped from the file unless asked.
     """
     return Model(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap,
                  repack=repack, mmproj=mmproj, image_options=image_options, image_cache_bytes=image_cache_bytes,
-                 image_cache_dir=image_cache_dir, n_seq=n_seq)
+                 image_cache_dir=image_cache_dir, n_seq=n_seq, rpc=rpc, n_gpu_layers=n_gpu_layers)
 
 
 class Model:
     def __init__(self, path=None, *, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None,
                  kv_type: str = "f16", use_mmap: bool = True, repack: bool = False, mmproj=None,
                  image_options: dict | None = None, image_cache_bytes: int = DEFAULT_MAX_BYTES,
-                 image_cache_dir: str | os.PathLike | bool | None = None, n_seq: int = 1):
+                 image_cache_dir: str | os.PathLike | bool | None = None, n_seq: int = 1, rpc=None,
+                 n_gpu_layers: int | dict | None = None):
         t0 = time.perf_counter_ns()
         self.image_options = dict(image_options or {})
         self._image_cache_args = (image_cache_bytes, default_disk_dir() if image_cache_dir is True else
@@ -111,17 +117,23 @@ class Model:
         # an image never splits, so the batch (and a sliding-window ring) must hold one whole
         cache_batch = max(self.n_batch, self.images.largest_group if self.images else 0)
         # refuse now, naming the numbers, rather than fail (or swap) once the cache is allocated
+        accel = accelerators(rpc, n_gpu_layers)
         self.memory = plan_memory(self.net, self.images, n_ctx=n_ctx, n_batch=self.n_batch, kv_type=kv_type,
-                                  n_seq=n_seq)
-        self.memory.check(self.path.name)
+                                  n_seq=n_seq, devices=budgets(accel) if accel else None,
+                                  n_gpu_layers=device_names(n_gpu_layers, accel) if accel else None)
+        layer_devices = None
+        if accel:  # the planner placed (or refused) the layers; move what it put elsewhere
+            layer_devices = move_to_devices(self, text, cls, accel, use_mmap, repack)
+        else:
+            self.memory.check(self.path.name)
         self.cache = KVCache(kinds, c.head_dim, [c.n_head_kv] * len(kinds), n_ctx, cache_batch, KV_TYPES[kv_type],
-                             n_seq=n_seq)
+                             n_seq=n_seq, layer_devices=layer_devices)
         self.sequences = [SequenceState(i) for i in range(n_seq)]  # what each cache sequence holds
         self._grids: dict = {}         # image hash -> (rows, cols) of its tokens (M-RoPE models)
         self.runner = Runner(self.net, self.cache, self.sched, self.n_batch)
         self.load_duration = time.perf_counter_ns() - t0
 
-    def _load_images(self, mmproj):
+    def _load_images(self, mmproj, device=None):
         glue = image_support(self.arch)
         if glue is None:
             raise InvalidArgumentError(f"architecture {self.arch!r} has no image support")
@@ -131,7 +143,7 @@ class Model:
                 raise InvalidArgumentError(f"mmproj file not found: {path}")
             mmproj = GGUFFile.open(path)
         self.mmproj_gguf = mmproj
-        images = glue(self.mmproj_gguf, load_weights(self.mmproj_gguf, cpu_device()), self.tokenizer,
+        images = glue(self.mmproj_gguf, load_weights(self.mmproj_gguf, device or cpu_device()), self.tokenizer,
                       n_embd_text=self.net.config.n_embd, **self.image_options)
         max_bytes, disk_dir = self._image_cache_args
         # on disk, embeddings are filed under the projector file they came from
@@ -347,6 +359,8 @@ class Model:
         return SamplingParams.from_options(merged)
 
     def close(self) -> None:
+        """Free the cache, graphs and weights now (remote RPC buffers too), not at garbage collection."""
+        self.runner = self.cache = self.sched = self.backend = self.net = self.weights = self.images = None
         self.gguf.close()
 
     def __repr__(self) -> str:

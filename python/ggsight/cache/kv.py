@@ -189,19 +189,27 @@ class KVCache:
     """Per-layer caches of n_seq independent sequences; layers of one kind share a cell table."""
 
     def __init__(self, kinds: list[CacheKind], head_dim: int, n_head_kv: list[int], n_ctx: int, n_batch: int,
-                 dtype: DType = DType.F16, device_index: int = 0, n_seq: int = 1):
+                 dtype: DType = DType.F16, device_index: int = 0, n_seq: int = 1,
+                 layer_devices: list[int] | None = None):
+        """layer_devices: the device of each layer's K/V (its weights' device); default all on device_index."""
         self.kinds = kinds
         self.n_seq = n_seq
         self.tables = {k: CellTable(k, n_ctx, n_batch, n_seq) for k in dict.fromkeys(kinds)}
-        self.ctx = Context(2 * len(kinds) + 1, frozen=True)
-        self.layers = [LayerKV(self.ctx, il, head_dim, n_head_kv[il], self.tables[k].n_cells, dtype)
+        where = list(layer_devices) if layer_devices is not None else [device_index] * len(kinds)
+        if len(where) != len(kinds):
+            raise InvalidArgumentError(f"layer_devices names {len(where)} layers; the cache has {len(kinds)}")
+        self.contexts: dict[int, Context] = {d: Context(2 * where.count(d) + 1, frozen=True) for d in dict.fromkeys(where)}
+        self.layers = [LayerKV(self.contexts[where[il]], il, head_dim, n_head_kv[il], self.tables[k].n_cells, dtype)
                        for il, k in enumerate(kinds)]
-        self.buffer = Buffer.for_context(self.ctx, device_index)
-        self.buffer.clear(0)
+        self.buffers = {d: Buffer.for_context(ctx, d) for d, ctx in self.contexts.items()}
+        for buf in self.buffers.values():
+            buf.clear(0)
+        self.ctx = next(iter(self.contexts.values()))
+        self.buffer = next(iter(self.buffers.values()))
 
     @property
     def nbytes(self) -> int:
-        return self.buffer.size
+        return sum(b.size for b in self.buffers.values())
 
     def clear(self, seq: int | None = None) -> None:
         """Empty one sequence (None: all of them)."""

@@ -26,19 +26,28 @@ class Device:
     device_id: str = ""
 
 
-def devices() -> list[Device]:
-    out = []
+# RPC devices as last read (ggml_rpc.connect() refreshes them). ggml's RPC client aborts the
+# process when it asks a server that is gone, so listing devices never asks RPC servers again.
+rpc_devices: dict[int, Device] = {}
+
+
+def device(index: int, refresh: bool = False) -> Device:
+    if index in rpc_devices and not refresh:
+        return rpc_devices[index]
     info = ffi.new("gs_device_info *")
-    for i in range(lib.gs_device_count()):
-        check(lib.gs_device_info_get(i, info))
-        out.append(Device(i, cstr(info.name), cstr(info.description), DEVICE_TYPES.get(info.type, "?"),
-                          cstr(info.backend), info.memory_free, info.memory_total,
-                          bool(info.caps_buffer_from_host_ptr), cstr(info.device_id)))
-    return out
+    check(lib.gs_device_info_get(index, info))
+    return Device(index, cstr(info.name), cstr(info.description), DEVICE_TYPES.get(info.type, "?"),
+                  cstr(info.backend), info.memory_free, info.memory_total,
+                  bool(info.caps_buffer_from_host_ptr), cstr(info.device_id))
+
+
+def devices() -> list[Device]:
+    return [device(i) for i in range(lib.gs_device_count())]
 
 
 def cpu_device() -> Device:
-    for d in devices():
+    for i in range(lib.gs_device_count()):  # the CPU is registered first: no remote device is asked
+        d = device(i)
         if d.type == "cpu":
             return d
     raise InvalidArgumentError("this build has no CPU device")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .._native import cstr, ffi, lib
 from .backend import devices
+from .plugins import load_backends
 
 
 def ggml_version() -> str:
@@ -28,6 +29,9 @@ def system_info() -> dict:
         "backends": backend_names(),
         "devices": [d.__dict__.copy() for d in devices()],
         "cpu_features": cpu_features(),
+        # every backend library found, whether it was loaded, and why not
+        "backend_libraries": [vars(b).copy() for b in load_backends().libraries],
+        "backend_folders": [{"path": f, "source": s, "problem": p} for f, s, p in load_backends().folders],
         # ggsight's own CPU kernels (csrc/amx_kernels.cpp), chosen at run time
         "ggsight_kernels": {"amx_bf16": bool(lib.gs_amx_bf16_usable())},
     }

@@ -38,7 +38,26 @@ class Weights:
 
     @property
     def nbytes(self) -> int:
-        return sum(self.gguf.tensor(n).nbytes for n in self.tensors)
+        return (sum(self.gguf.tensor(n).nbytes for n in self.tensors if n not in self.aliases)
+                + sum(p.nbytes for p in self.copies))
+
+    copies: tuple = ()      # extra device copies under another name (a tied lm head on another device)
+    aliases: frozenset = frozenset()  # the names those copies go by
+    parts: tuple = ()       # Weights of other devices merged into this one (kept alive with it)
+
+
+def merge_weights(main: Weights, others: list[Weights], aliases: dict[str, Weights] | None = None) -> Weights:
+    """One Weights over parts on several devices: `main` (the CPU part) takes the others' tensors;
+    `aliases` {name: one-tensor Weights} adds a copy under another name (a tied embedding table
+    read by the lm head on another device as 'output.weight')."""
+    for part in others:
+        main.tensors.update(part.tensors)
+    for name, part in (aliases or {}).items():
+        main.tensors[name] = next(iter(part.tensors.values()))
+    main.parts = tuple(others)
+    main.copies = tuple((aliases or {}).values())
+    main.aliases = frozenset(aliases or ())
+    return main
 
 
 def _is_lookup_table(name: str) -> bool:

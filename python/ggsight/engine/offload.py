@@ -1,0 +1,119 @@
+"""Loading a model across devices as plan_placement decided: each text layer's weights and K/V on
+its device, the output layer with it, the vision tower on its own device, and one scheduler over
+the backends involved (the CPU last: it holds the input layer and runs what others cannot).
+
+Devices are the ones ggml lists (GPU plug-ins, RPC servers added with rpc=[...]) besides the CPU.
+Nothing moves when no such device exists or n_gpu_layers is 0: the model stays as loaded.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import InvalidArgumentError
+from ..ggml import (Backend, Device, GGUFFile, Scheduler, Weights, cpu_device, devices, load_weights,
+                    merge_weights, rpc)
+from .memory import free_memory
+from .placement import OUTPUT_TENSORS, DeviceBudget, Placement
+
+_BLOCK = re.compile(r"blk\.(\d+)\.")
+
+
+def accelerators(rpc_endpoints=None, n_gpu_layers=None) -> list[Device]:
+    """Non-CPU devices, after adding the RPC servers given (checked before use); none for
+    n_gpu_layers=0, and a refusal when layers are asked for and there is nothing to put them on."""
+    if n_gpu_layers == 0:
+        return []
+    if rpc_endpoints:
+        rpc.connect(rpc_endpoints)
+    accel = [d for d in devices() if d.type != "cpu"]
+    if n_gpu_layers and not accel:
+        raise InvalidArgumentError(f"n_gpu_layers={n_gpu_layers!r}, but no GPU or RPC device was found "
+                                   "(`ggsight info` lists the backends and why one did not load)")
+    return accel
+
+
+def budgets(accel: list[Device]) -> list[DeviceBudget]:
+    cpu = cpu_device()
+    return ([DeviceBudget(d.name, free_memory(d), "rpc" if d.backend == "RPC" else "gpu") for d in accel]
+            + [DeviceBudget(cpu.name, free_memory(cpu), "cpu")])
+
+
+def device_names(n_gpu_layers, accel: list[Device]):
+    """n_gpu_layers as plan_placement takes it: dict keys may also be RPC endpoints ('host:port')."""
+    if not isinstance(n_gpu_layers, dict):
+        return n_gpu_layers
+    by_endpoint = {}
+    for d in accel:
+        if d.backend == "RPC":
+            by_endpoint.setdefault(d.description, d.name)
+    out = {}
+    for key, count in n_gpu_layers.items():
+        name = key if any(d.name == key for d in accel) else by_endpoint.get(_canonical(key), key)
+        out[name] = out.get(name, 0) + count if isinstance(count, int) else count
+    return out
+
+
+def _canonical(endpoint: str) -> str:
+    try:
+        host, port = rpc.parse_endpoint(endpoint)
+    except InvalidArgumentError:
+        return endpoint
+    return f"{host}:{port}"
+
+
+@dataclass
+class Offload:
+    placement: Placement
+    by_name: dict            # device name -> Device
+
+    def device_of_layer(self, il: int) -> Device:
+        return self.by_name[self.placement.layers[il]]
+
+    @property
+    def used(self) -> list[Device]:
+        """Devices that hold anything, accelerators first (in the planner's order), the CPU last."""
+        names = list(dict.fromkeys([*self.placement.layers.values(), self.placement.output,
+                                    *([self.placement.vision] if self.placement.vision else [])]))
+        devs = [self.by_name[n] for n in names]
+        return [d for d in devs if d.type != "cpu"] + [cpu_device()]
+
+    def backends(self, cpu_backend: Backend) -> list[Backend]:
+        return [Backend(d, n_threads=1) for d in self.used if d.type != "cpu"] + [cpu_backend]
+
+    def layer_devices(self, n_layers: int) -> list[int]:
+        return [self.device_of_layer(il).index for il in range(n_layers)]
+
+    def text_weights(self, gguf: GGUFFile, use_mmap: bool, repack: bool) -> Weights:
+        """The text model's tensors, each on its layer's (or the output's, or the CPU's) device."""
+        cpu = cpu_device()
+        groups: dict[str, list[str]] = {}
+        for info in gguf.tensors:
+            m = _BLOCK.match(info.name)
+            where = (self.placement.layers[int(m.group(1))] if m else
+                     self.placement.output if info.name in OUTPUT_TENSORS else cpu.name)
+            groups.setdefault(where, []).append(info.name)
+        main = load_weights(gguf, cpu, names=groups.pop(cpu.name, []) or None, use_mmap=use_mmap, repack=repack)
+        others = [load_weights(gguf, self.by_name[name], names=names, use_mmap=use_mmap, repack=False)
+                  for name, names in groups.items()]
+        aliases = {}
+        out_dev = self.by_name[self.placement.output]
+        if "output.weight" not in {i.name for i in gguf.tensors} and out_dev.type != "cpu":
+            # a tied lm head: the CPU keeps the table for the input layer, the output device a copy
+            aliases["output.weight"] = load_weights(gguf, out_dev, names=["token_embd.weight"], repack=False)
+        return merge_weights(main, others, aliases)
+
+    def vision_device(self) -> Device:
+        return self.by_name[self.placement.vision] if self.placement.vision else cpu_device()
+
+
+def move_to_devices(model, text: GGUFFile, cls, accel: list[Device], use_mmap: bool, repack: bool) -> list[int]:
+    """Put a Model's weights (and tower) where its memory plan placed them and give it a scheduler
+    over those devices; returns each layer's device index for its KV cache."""
+    off = Offload(model.memory.placement, {d.name: d for d in [*accel, cpu_device()]})
+    model.weights = off.text_weights(text, use_mmap, repack)
+    model.net = cls(text, model.weights)
+    model.sched = Scheduler(off.backends(model.backend))
+    if model.images is not None and off.vision_device().type != "cpu":
+        model.images = model._load_images(model.mmproj_gguf, off.vision_device())
+    return off.layer_devices(len(model.net.cache_kinds()))
