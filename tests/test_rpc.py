@@ -140,3 +140,18 @@ def test_rpc_server_cli_rejects_unknown_device():
     out = subprocess.run([sys.executable, "-m", "ggsight", "rpc-server", "--port", str(free_port()),
                           "--device", "NOPE"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "no device NOPE" in out.stderr
+
+
+def test_run_command_uses_a_server():
+    port = free_port()     # its own: a ggml RPC server serves one client at a time
+    proc = start_server(port)
+    run = [sys.executable, "-m", "ggsight", "run", pkg.assemble(), "The capital of France is", "--max-tokens", "8",
+           "--temperature", "0", "--ctx", "512", "--verbose"]
+    try:
+        remote = subprocess.run(run + ["--rpc", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=300)
+    finally:
+        proc.kill()
+        proc.wait()
+    local = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert remote.returncode == 0, remote.stderr
+    assert remote.stdout == local.stdout and remote.stdout.strip()

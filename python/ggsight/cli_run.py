@@ -176,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         prompt = sys.stdin.read()
     t0 = time.perf_counter()
     model = load(model_path, n_ctx=args.ctx, n_threads=args.threads, mmproj=args.mmproj, kv_type=args.kv_type,
-                 image_options={"pan_and_scan": True} if args.pan_and_scan else None)
+                 rpc=args.rpc, n_gpu_layers=args.n_gpu_layers, image_options={"pan_and_scan": True} if args.pan_and_scan else None)
     if args.verbose:
         print(f"loaded {model.path.name} in {time.perf_counter() - t0:.2f}s", file=sys.stderr)
     options = {}
@@ -206,6 +206,10 @@ def add_parser(sub) -> None:
     p.add_argument("--verbose", action="store_true", help="print token counts and rates")
     p.add_argument("--ctx", type=int, default=4096, help="context length (default 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available)")
+    p.add_argument("--rpc", default=None, metavar="HOST:PORT,...",
+                   help="ggml RPC servers (`ggsight rpc-server`) to hold layers, comma-separated")
+    p.add_argument("--n-gpu-layers", type=int, default=None,
+                   help="layers on GPU/RPC devices (default: as many as fit; 0: none)")
     p.add_argument("--kv-type", default="f16", choices=["f16", "f32", "q8_0", "q4_0"],
                    help="KV cache type (default f16)")
     p.add_argument("--max-tokens", type=int, default=256, help="tokens to generate for a prompt (default 256)")

@@ -64,6 +64,9 @@ def greet(endpoint: str, timeout: float = 5.0) -> tuple[int, int, int]:
                 raise BackendError(f"{endpoint} answered, but not as a ggml RPC server of this version "
                                    f"(reply of {size} bytes to HELLO)")
             major, minor, patch = _recv(s, size)[:3]
+    except socket.timeout:
+        raise BackendError(f"the RPC server at {host}:{port} did not answer within {timeout:g} s: a ggml RPC "
+                           "server serves one client at a time; is another client using it?") from None
     except OSError as e:
         raise BackendError(f"cannot reach the RPC server at {host}:{port}: {e.strerror or e}. Start one there "
                            f"with `ggsight rpc-server --host {host} --port {port}`") from None
