@@ -17,7 +17,11 @@ generate(), so preprocessing, the tower and the text prefill all run). Measured:
             the estimate leaves out - the tokenizer, graph metadata, numpy masks and logits,
             image preprocessing arrays, ggml's per-compute work buffer, Python objects
   host      of that, the anonymous memory load() leaves beyond the (written) KV buffer: the
-            tokenizer, mostly; peak - host is what the estimate is compared with last
+            tokenizer, mostly
+
+The estimate's `resident` (weights + kv + compute + host: the tokenizer and metadata measured
+while they were built, each step's masks / logits / graph metadata computed) is compared with
+the peak RSS growth.
 """
 from __future__ import annotations
 
@@ -92,6 +96,19 @@ def child(cfg: dict, threads: int) -> dict:
             "host": anon1 - anon0 - m.cache.nbytes}
 
 
+class _Estimate:
+    def __init__(self, d: dict):
+        self.__dict__.update(d)
+
+
+def estimate_in_fresh_process(name: str, threads: int) -> _Estimate:
+    """ggsight.estimate() in its own process: its measured part (the tokenizer's resident growth)
+    would otherwise reuse memory an earlier estimate freed."""
+    out = subprocess.run([sys.executable, __file__, "--estimate", name, "--threads", str(threads)],
+                         capture_output=True, text=True, check=True)
+    return _Estimate(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def mib(n: int) -> str:
     return f"{n / 2**20:.1f}"
 
@@ -101,29 +118,38 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default=None, help="run the configurations whose name contains this")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--estimate", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     table = configs()
     if args.child:
         print(json.dumps(child(table[args.child], args.threads)))
         return 0
-    import ggsight
+    if args.estimate:
+        import ggsight
+        import ggsight.model  # noqa: F401  (imported before measuring, as in the child)
+        cfg = table[args.estimate]
+        est = ggsight.estimate(cfg["path"], n_ctx=cfg["n_ctx"], mmproj=cfg.get("mmproj"))
+        print(json.dumps({k: getattr(est, k) for k in ("weights", "kv", "compute", "total", "host", "resident",
+                                                       "host_parts")}))
+        return 0
     print("| configuration | estimate: weights + kv + compute = total | measured buffers: resident weights + kv "
-          "+ compute | buffers / estimate | peak RSS growth | of which host objects | (peak - host) / estimate |")
+          "+ compute | buffers / estimate | estimate + host = resident | peak RSS growth | peak / resident |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, cfg in table.items():
         if args.only and args.only not in name:
             continue
-        est = ggsight.estimate(cfg["path"], n_ctx=cfg["n_ctx"], mmproj=cfg.get("mmproj"))
+        est = estimate_in_fresh_process(name, args.threads)
         out = subprocess.run([sys.executable, __file__, "--child", name, "--threads", str(args.threads)],
                              capture_output=True, text=True, check=True)
         got = json.loads(out.stdout.strip().splitlines()[-1])
         buffers = got["weights"] + got["kv"] + got["compute"]
         print(f"| {name} | {mib(est.weights)} + {mib(est.kv)} + {mib(est.compute)} = {mib(est.total)} "
               f"| {mib(got['weights'])} + {mib(got['kv'])} + {mib(got['compute'])} = {mib(buffers)} "
-              f"| {buffers / est.total:.3f} | {mib(got['peak_rss'])} | {mib(got['host'])} "
-              f"| {(got['peak_rss'] - got['host']) / est.total:.3f} |", flush=True)
-    print("\nMiB. Host objects: anonymous memory load() leaves beyond the KV buffer (the tokenizer, mostly),"
-          " which the estimate does not count.")
+              f"| {buffers / est.total:.3f} | {mib(est.total)} + {mib(est.host)} = {mib(est.resident)} "
+              f"| {mib(got['peak_rss'])} | {got['peak_rss'] / est.resident:.3f} |", flush=True)
+        print(f"|   host parts (MiB): {', '.join(f'{k} {mib(v)}' for k, v in est.host_parts.items())}; "
+              f"measured host objects after load {mib(got['host'])} | | | | | | |")
+    print("\nMiB.")
     return 0
 
 

@@ -116,6 +116,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(memory_table(est, free))
     if est.compute_vision:
         print("\nText and vision graphs share one compute buffer: total counts the larger.")
+    from .engine.memory import human
+    parts = ", ".join(f"{k} {human(v)}" for k, v in est.host_parts.items() if v)
+    print(f"\nHost memory besides ggml's buffers: {human(est.host)} ({parts}); a CPU run's resident peak: "
+          f"about {human(est.resident)}.")
     short = [d for d, m in est.per_device.items() if m.kv + m.compute > free[d]]
     if short:
         print(f"Does not fit: the KV cache and compute buffers exceed the free memory of {', '.join(short)} "

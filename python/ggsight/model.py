@@ -12,7 +12,7 @@ from .cache import KVCache
 from .engine.batch_decode import SequenceState, Stream, batch_images, decode_together
 from .engine.image_cache import DEFAULT_MAX_BYTES, ImageCache, default_disk_dir, file_identity
 from .engine.image_prompt import expand_images
-from .engine.memory import check_n_seq
+from .engine.memory import HostMeter, check_n_seq
 from .engine.offload import accelerators, budgets, device_names, move_to_devices
 from .engine.memory import plan as plan_memory
 from .engine.positions import mrope_positions
@@ -94,6 +94,7 @@ class Model:
         if n_ctx < 16 or n_batch < 1:
             raise InvalidArgumentError("n_ctx must be at least 16 and n_batch at least 1")
         check_n_seq(n_seq, min(n_batch, n_ctx))
+        meter = HostMeter().__enter__()  # the host memory the planner cannot compute: measured
         self.gguf = GGUFFile.open(self.path)
         self.arch = self.gguf.arch
         cls = model_class(self.arch)
@@ -103,6 +104,7 @@ class Model:
         self.weights = load_weights(text, cpu_device(), use_mmap=use_mmap, repack=repack)
         self.net = cls(text, self.weights)
         self.tokenizer = Tokenizer.from_gguf(text)
+        meter.__exit__()
         self.n_ctx, self.n_batch = n_ctx, min(n_batch, n_ctx)
         self.n_threads = n_threads or default_threads()
         self.backend = Backend(cpu_device(), n_threads=self.n_threads)
@@ -120,7 +122,8 @@ class Model:
         accel = accelerators(rpc, n_gpu_layers)
         self.memory = plan_memory(self.net, self.images, n_ctx=n_ctx, n_batch=self.n_batch, kv_type=kv_type,
                                   n_seq=n_seq, devices=budgets(accel) if accel else None,
-                                  n_gpu_layers=device_names(n_gpu_layers, accel) if accel else None)
+                                  n_gpu_layers=device_names(n_gpu_layers, accel) if accel else None,
+                                  host_measured={"tokenizer and metadata": meter.grown})
         layer_devices = None
         if accel:  # the planner placed (or refused) the layers; move what it put elsewhere
             layer_devices = move_to_devices(self, text, cls, accel, use_mmap, repack)

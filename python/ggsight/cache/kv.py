@@ -132,15 +132,18 @@ class CellTable:
         q_seq = np.zeros(len(q_pos), np.int64) if q_seq is None else q_seq
         k_pos = self.pos[:n_view][None, :]
         q = q_pos[:, None]
-        same_seq = self.seq[:n_view][None, :] == q_seq[:, None]
-        allowed = (k_pos >= 0) & (k_pos <= q)
+        # one [n_tokens, n_view] boolean and one temporary at a time (at 32K cells x 512 queries
+        # every such array is 16 MiB): comparisons of a column with a row, combined in place
+        allowed = k_pos <= q
+        allowed &= k_pos >= 0
         if bidirectional is not None and (bidirectional >= 0).any():
             allowed |= self._same_group(q_pos, q_seq, bidirectional, n_view)
         if self.kind.name == "window":
-            allowed &= (q - k_pos) < self.kind.window
+            allowed &= k_pos > q - self.kind.window
         elif self.kind.name == "chunked":
             allowed &= (k_pos // self.kind.chunk) == (q // self.kind.chunk)
-        allowed &= same_seq
+        if self.n_seq > 1:
+            allowed &= self.seq[:n_view][None, :] == q_seq[:, None]
         out = np.full(allowed.shape, -np.inf, dtype=np.float16)
         out[allowed] = 0
         return out

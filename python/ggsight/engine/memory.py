@@ -83,6 +83,66 @@ def free_memory(device: Device | str) -> int:
     return ram if ram is not None else device.memory_free
 
 
+def resident_bytes() -> int | None:
+    """This process's resident memory now (None where the OS does not say)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+class HostMeter:
+    """Resident growth of the process while a block runs (0 where it cannot be read)."""
+
+    def __enter__(self):
+        self.before = resident_bytes()
+        self.grown = 0
+        return self
+
+    def __exit__(self, *exc):
+        after = resident_bytes()
+        self.grown = max(0, after - self.before) if after is not None and self.before is not None else 0
+        return False
+
+
+class TracedPeak:
+    """Peak bytes Python and numpy allocate while a block runs (tracemalloc; numpy reports its arrays)."""
+
+    def __enter__(self):
+        import tracemalloc
+        self._was_tracing = tracemalloc.is_tracing()
+        if not self._was_tracing:
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+        self._base = tracemalloc.get_traced_memory()[0]
+        self.peak = 0
+        return self
+
+    def __exit__(self, *exc):
+        import tracemalloc
+        self.peak = max(0, tracemalloc.get_traced_memory()[1] - self._base)
+        if not self._was_tracing:
+            tracemalloc.stop()
+        return False
+
+
+# bytes per graph node of a ggml context (tensor struct + object header) and per graph slot
+_NODE_BYTES, _GRAPH_SLOT_BYTES = 400, 40
+
+
+def step_host_bytes(net, kv, n_tokens: int, n_vocab: int) -> dict:
+    """Host arrays of the worst micro-batch: each kind's f16 mask [n_tokens, n_view] (kept until the
+    step ends) with the boolean temporaries of the largest one's construction, the logits
+    row and the sampler's working copies, and the runner's graph context (MAX_NODES nodes)."""
+    views = [t.n_cells for t in kv.tables.values()]
+    masks = sum(2 * n_tokens * v for v in views)          # the f16 masks
+    temps = 2 * n_tokens * max(views, default=0)          # CellTable.mask's boolean + one temporary
+    logits = n_vocab * 4 * 5        # the row read back, and the sampler's float64 copies
+    graph = MAX_NODES * (_NODE_BYTES + _GRAPH_SLOT_BYTES)
+    return {"masks": masks + temps, "logits": logits, "graph": graph}
+
+
 def _limit_note() -> str:
     return f" ({LIMIT_ENV})" if os.environ.get(LIMIT_ENV) else ""
 
@@ -119,6 +179,16 @@ class MemoryEstimate:
     # (n_ctx, kv_type) -> (kv, compute) bytes of the same model on its device, for suggestions
     price: object = field(default=None, repr=False, compare=False)
     placement: Placement | None = field(default=None, compare=False)  # with estimate(devices=...) only
+    # Host memory beyond ggml's buffers: the tokenizer and file metadata (measured: the resident
+    # growth while they were built) and each step's arrays (computed: masks and their temporaries,
+    # logits, graph metadata). resident = what the process grows by when the weights, KV cache and
+    # compute buffers are CPU memory: total + host.
+    host: int = field(default=0, compare=False)         # partly measured: not part of equality
+    host_parts: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def resident(self) -> int:
+        return self.total + self.host
 
     def check(self, what: str = "this model") -> None:
         """Raise OutOfMemoryError, naming the numbers and what to change, when a device's free
@@ -264,7 +334,7 @@ def _text(net, images, n_ctx: int, n_tokens: int, kv_type: str, device: Device,
 
 def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
          device: Device | None = None, n_seq: int = 1, devices: list[DeviceBudget] | None = None,
-         n_gpu_layers: int | dict | None = None) -> MemoryEstimate:
+         n_gpu_layers: int | dict | None = None, host_measured: dict | None = None) -> MemoryEstimate:
     """The estimate for a model whose weights are placed (`net`, and `images` its image glue or
     None), as Model would run it; n_batch as Model keeps it (at most n_ctx); n_seq sequences
     (their decode steps run as one micro-batch of n_seq <= n_batch tokens, inside the worst case).
@@ -282,7 +352,14 @@ def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
         # as Model: an image never splits, so the batch (and a sliding-window ring) holds one whole
         return max(min(n_batch, n), images.largest_group if images else 0)
     kv, text = _text(net, images, n_ctx, micro_batch(n_ctx), kv_type, device, n_seq)
-    vision = _reserve(lambda s: images.embed(_ReserveOnly(s), images.largest_view()), device) if images else 0
+    vision = image_host = 0
+    if images:
+        # the tower's own host inputs (position tables, window masks, ...) are built for real by
+        # the reservation, so their peak is measured; preprocessing holds ~3 copies of the view
+        with TracedPeak() as traced:
+            view = images.largest_view()
+            vision = _reserve(lambda s: images.embed(_ReserveOnly(s), view), device)
+        image_host = traced.peak + 2 * view.nbytes
     weights = net.binder.weights.nbytes + (_tower_bytes(images) if images else 0)
     d = DeviceMemory(weights, kv.nbytes, max(text, vision))
 
@@ -301,8 +378,13 @@ def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
         budgets = [b if b.compute else DeviceBudget(b.name, b.free, b.kind, d.compute) for b in devices]
         placed = plan_placement(costs.layers, costs.output, _tower_bytes(images) if images else 0, budgets,
                                 n_gpu_layers=n_gpu_layers, input_bytes=costs.input, mapped=bool(net.binder.weights.mapped))
+    host = dict(host_measured or {})
+    host.update(step_host_bytes(net, kv, micro_batch(n_ctx), net.binder.weights["token_embd.weight"].ne[1]))
+    if image_host:  # an image's arrays are gone before the text steps' masks are built
+        host["image step"] = max(0, image_host - host["masks"])
     return MemoryEstimate(d.weights, d.kv, d.compute, d.total, {device.name: d}, kv.by_kind, layout, text, vision,
-                          n_ctx, micro_batch(n_ctx), kv_type, bool(net.binder.weights.mapped), n_seq, price, placed)
+                          n_ctx, micro_batch(n_ctx), kv_type, bool(net.binder.weights.mapped), n_seq, price, placed,
+                          sum(host.values()), host)
 
 
 def layer_costs(net, kv: UnbackedKV):
@@ -321,20 +403,22 @@ def estimate(path, *, n_ctx: int = 4096, n_batch: int = 512, kv_type: str = "f16
     each layer, the output layer and the vision tower (the CPU must be among them)."""
     if n_ctx < 16 or n_batch < 1:
         raise InvalidArgumentError("n_ctx must be at least 16 and n_batch at least 1")
-    gguf = GGUFFile.open(Path(path))
-    text, vision = gguf, None
-    if mmproj is None and is_single_file(gguf):  # as load(): Ollama's layout has the tower inside
-        text, vision = split_single_file(gguf)
-    elif mmproj is not None:
-        vision = mmproj if isinstance(mmproj, GGUFFile) else GGUFFile.open(Path(mmproj))
+    from ..text.tokenizer import Tokenizer
+    with HostMeter() as meter:  # what load() keeps on the host besides ggml's buffers
+        gguf = GGUFFile.open(Path(path))
+        text, vision = gguf, None
+        if mmproj is None and is_single_file(gguf):  # as load(): Ollama's layout has the tower inside
+            text, vision = split_single_file(gguf)
+        elif mmproj is not None:
+            vision = mmproj if isinstance(mmproj, GGUFFile) else GGUFFile.open(Path(mmproj))
+        tokenizer = Tokenizer.from_gguf(text)
     net = model_class(gguf.arch)(text, load_weights(text, cpu_device(), repack=False))
     images = None
     if vision is not None:
         glue = image_support(gguf.arch)
         if glue is None:
             raise InvalidArgumentError(f"architecture {gguf.arch!r} has no image support")
-        from ..text.tokenizer import Tokenizer  # only here: the glue checks its tokens are in the vocabulary
-        images = glue(vision, load_weights(vision, cpu_device(), repack=False), Tokenizer.from_gguf(text),
+        images = glue(vision, load_weights(vision, cpu_device(), repack=False), tokenizer,
                       n_embd_text=net.config.n_embd, **dict(image_options or {}))
     return plan(net, images, n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), kv_type=kv_type, n_seq=n_seq,
-                devices=devices, n_gpu_layers=n_gpu_layers)
+                devices=devices, n_gpu_layers=n_gpu_layers, host_measured={"tokenizer and metadata": meter.grown})
