@@ -27,7 +27,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print("backend libraries:")
     for b in info["backend_libraries"]:
         name = b["family"] + (f"-{b['variant']}" if b["variant"] else "")
-        score = f" score {b['score']}" if b["score"] >= 0 else ""
+        score = f" (score {b['score']})" if b["score"] >= 0 and b["loaded"] else ""
         origin = "" if b["source"] == "ggsight" else f" [{b['source']}]"
         print(f"  {'*' if b['loaded'] else ' '} {name:<22}{origin} {b['status']}{score}")
     for f in info["backend_folders"]:

@@ -131,11 +131,24 @@ def _register(libs: list[BackendLibrary]) -> None:
         if b.family in registered:  # linked in (a static build) or registered already
             b.status, b.loaded = "built in", True
             continue
-        if lib.gs_backend_load_file(b.path.encode()) < 0:
+        index = lib.gs_backend_load_file(b.path.encode())
+        if index < 0:
             from .._native import last_error
             b.status = f"ggml refused it: {last_error()}"
-        else:
-            b.status, b.loaded = "loaded", True
+            continue
+        b.status, b.loaded = "loaded", True
+        if b.family != "rpc" and not _device_count(cstr(lib.gs_backend_reg_name(index))):
+            # e.g. CUDA without a driver: ggml printed why ("CUDA driver version is insufficient ...")
+            b.status = "loaded, but it found no devices (no driver or no GPU; ggml's message above says which)"
+
+
+def _device_count(registry: str) -> int:
+    info = ffi.new("gs_device_info *")
+    count = 0
+    for i in range(lib.gs_device_count()):
+        if lib.gs_device_info_get(i, info) == 0 and cstr(info.backend) == registry:
+            count += 1
+    return count
 
 
 def scan(folder: Path, source: str) -> list[BackendLibrary]:
