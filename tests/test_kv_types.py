@@ -22,8 +22,8 @@ def test_quantized_caches_are_smaller(runs):
 
 
 def test_q8_0_keeps_the_greedy_text_and_q4_0_still_runs(runs):
-    # against the exact cache: f16's own rounding flips one of this model's near-ties on CPUs
-    # without AVX512-FP16 (see test_gemma3_text.py)
+    # against the exact cache: this model's near-ties fall one way or the other with f16's own
+    # rounding (see test_gemma3_text.py)
     assert runs["q8_0"][1].tokens == runs["f32"][1].tokens
     assert len(runs["q4_0"][1].tokens) == 16
 

@@ -30,6 +30,7 @@ from ..ggml import (Backend, Buffer, Context, Device, DType, GGUFFile, Scheduler
                     device_alloc_size, devices, load_weights, row_bytes, traits)
 from ..models import image_support, model_class
 from ..store.ollama_layout import is_single_file, split_single_file
+from .host_memory import HostMeter, TracedPeak, step_host_bytes
 from .placement import DeviceBudget, Placement, model_costs, plan_placement
 from .runner import MAX_NODES, _BuiltGraph  # the runner's own graph builder: the same graph, so the same size
 
@@ -81,66 +82,6 @@ def free_memory(device: Device | str) -> int:
         device = next(d for d in devices() if d.name == device)
     ram = available_ram() if device.type == "cpu" else None
     return ram if ram is not None else device.memory_free
-
-
-def resident_bytes() -> int | None:
-    """This process's resident memory now (None where the OS does not say)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-class HostMeter:
-    """Resident growth of the process while a block runs (0 where it cannot be read)."""
-
-    def __enter__(self):
-        self.before = resident_bytes()
-        self.grown = 0
-        return self
-
-    def __exit__(self, *exc):
-        after = resident_bytes()
-        self.grown = max(0, after - self.before) if after is not None and self.before is not None else 0
-        return False
-
-
-class TracedPeak:
-    """Peak bytes Python and numpy allocate while a block runs (tracemalloc; numpy reports its arrays)."""
-
-    def __enter__(self):
-        import tracemalloc
-        self._was_tracing = tracemalloc.is_tracing()
-        if not self._was_tracing:
-            tracemalloc.start()
-        tracemalloc.reset_peak()
-        self._base = tracemalloc.get_traced_memory()[0]
-        self.peak = 0
-        return self
-
-    def __exit__(self, *exc):
-        import tracemalloc
-        self.peak = max(0, tracemalloc.get_traced_memory()[1] - self._base)
-        if not self._was_tracing:
-            tracemalloc.stop()
-        return False
-
-
-# bytes per graph node of a ggml context (tensor struct + object header) and per graph slot
-_NODE_BYTES, _GRAPH_SLOT_BYTES = 400, 40
-
-
-def step_host_bytes(net, kv, n_tokens: int, n_vocab: int) -> dict:
-    """Host arrays of the worst micro-batch: each kind's f16 mask [n_tokens, n_view] (kept until the
-    step ends) with the boolean temporaries of the largest one's construction, the logits
-    row and the sampler's working copies, and the runner's graph context (MAX_NODES nodes)."""
-    views = [t.n_cells for t in kv.tables.values()]
-    masks = sum(2 * n_tokens * v for v in views)          # the f16 masks
-    temps = 2 * n_tokens * max(views, default=0)          # CellTable.mask's boolean + one temporary
-    logits = n_vocab * 4 * 5        # the row read back, and the sampler's float64 copies
-    graph = MAX_NODES * (_NODE_BYTES + _GRAPH_SLOT_BYTES)
-    return {"masks": masks + temps, "logits": logits, "graph": graph}
 
 
 def _limit_note() -> str:
@@ -305,6 +246,13 @@ def _reserve(build, device: Device) -> int:
     return sched.buffer_size(backend)
 
 
+def _weight_bytes(w) -> int:
+    """Bytes the weights make resident. A table that got its own copy for the lm head (alias_of)
+    is then only looked up, row by row, from the mapped file: its pages mostly stay on disk."""
+    lookup_only = sum(w.gguf.tensor(src).nbytes for src in set(w.alias_of.values())) if w.mapped else 0
+    return w.nbytes - lookup_only
+
+
 def _tower_bytes(images) -> int:
     vision = images.vision
     tiles = getattr(vision, "kernels", None)
@@ -360,7 +308,7 @@ def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
             view = images.largest_view()
             vision = _reserve(lambda s: images.embed(_ReserveOnly(s), view), device)
         image_host = traced.peak + 2 * view.nbytes
-    weights = net.binder.weights.nbytes + (_tower_bytes(images) if images else 0)
+    weights = _weight_bytes(net.binder.weights) + (_tower_bytes(images) if images else 0)
     d = DeviceMemory(weights, kv.nbytes, max(text, vision))
 
     def price(n: int, kv_type: str) -> tuple[int, int] | None:
@@ -390,7 +338,7 @@ def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
 def layer_costs(net, kv: UnbackedKV):
     """The text model's ModelCosts: weights by GGUF tensor name, KV as the planner sized it."""
     w = net.binder.weights
-    return model_costs({n: w.gguf.tensor(n).nbytes for n in w.tensors},
+    return model_costs({n: w.gguf.tensor(n).nbytes for n in w.tensors if n not in w.alias_of},
                        [k + v for k, v in zip(kv.sizes[::2], kv.sizes[1::2])])
 
 

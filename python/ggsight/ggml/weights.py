@@ -23,6 +23,8 @@ class Weights:
         self.tensors = tensors
         self.buffer = buffer
         self.mapped = mapped
+        self.alias_of: dict[str, str] = {}   # see below
+        self.parts: tuple = ()
 
     def __getitem__(self, name: str) -> Tensor:
         try:
@@ -38,25 +40,27 @@ class Weights:
 
     @property
     def nbytes(self) -> int:
-        return (sum(self.gguf.tensor(n).nbytes for n in self.tensors if n not in self.aliases)
-                + sum(p.nbytes for p in self.copies))
+        return sum(self.gguf.tensor(self.alias_of.get(n, n)).nbytes for n in self.tensors)
 
-    copies: tuple = ()      # extra device copies under another name (a tied lm head on another device)
-    aliases: frozenset = frozenset()  # the names those copies go by
-    parts: tuple = ()       # Weights of other devices merged into this one (kept alive with it)
+    # alias_of: copies of a file tensor under another name -> that tensor's GGUF name (a tied lm
+    # head's own copy of the embedding table, "output.weight", repacked or on another device);
+    # parts: Weights of other devices merged into this one (kept alive with it)
 
 
 def merge_weights(main: Weights, others: list[Weights], aliases: dict[str, Weights] | None = None) -> Weights:
     """One Weights over parts on several devices: `main` (the CPU part) takes the others' tensors;
     `aliases` {name: one-tensor Weights} adds a copy under another name (a tied embedding table
     read by the lm head on another device as 'output.weight')."""
+    alias_of = dict(main.alias_of)
     for part in others:
         main.tensors.update(part.tensors)
+        alias_of.update(part.alias_of)
     for name, part in (aliases or {}).items():
-        main.tensors[name] = next(iter(part.tensors.values()))
-    main.parts = tuple(others)
-    main.copies = tuple((aliases or {}).values())
-    main.aliases = frozenset(aliases or ())
+        (source, tensor), = part.tensors.items()
+        main.tensors[name] = tensor
+        alias_of[name] = part.alias_of.get(source, source)
+    main.parts = tuple(others) + tuple((aliases or {}).values())
+    main.alias_of = alias_of
     return main
 
 
@@ -98,18 +102,36 @@ def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: I
     repacked = None
     if repack:
         to_repack, infos, extra = _split_repackable(infos, dev)
-        if to_repack:
-            rctx = Context(len(to_repack) + 1, frozen=True)
-            rtensors = {i.name: rctx.new_tensor(i.shape, i.dtype, i.name) for i in to_repack}
+        tied = _tied_head(gguf, infos, dev, extra) if extra >= 0 else None
+        if to_repack or tied:
+            # (name in the model, file tensor): a tied lm head gets its own repacked copy of the
+            # embedding table, which get_rows must still read plain - as llama.cpp duplicates it
+            wanted = [(i.name, i) for i in to_repack] + ([("output.weight", tied)] if tied else [])
+            rctx = Context(len(wanted) + 1, frozen=True)
+            rtensors = {name: rctx.new_tensor(i.shape, i.dtype, name) for name, i in wanted}
             rbuf = Buffer.for_context_extra(rctx, dev.index, extra)
-            for info in to_repack:
-                rtensors[info.name].write(gguf.tensor_data(info))
+            for name, info in wanted:
+                rtensors[name].write(gguf.tensor_data(info))
             repacked = Weights(gguf, rctx, rtensors, rbuf, mapped=False)
+            if tied:
+                repacked.alias_of = {"output.weight": tied.name}
     weights = _load_plain(gguf, dev, infos, use_mmap, progress)
     if repacked is not None:
         weights.tensors.update(repacked.tensors)
+        weights.alias_of = dict(repacked.alias_of)
         weights.repacked = repacked
     return weights
+
+
+def _tied_head(gguf: GGUFFile, infos: list[TensorInfo], dev: Device, extra: int) -> TensorInfo | None:
+    """The embedding table, when it also serves as the lm head (no output.weight) and the
+    repacking buffer can multiply with it."""
+    names = {i.name for i in gguf.tensors}
+    table = next((i for i in infos if i.name == "token_embd.weight"), None)
+    if table is None or "output.weight" in names:
+        return None
+    probe = Context(2, frozen=True)
+    return table if extra_supports_matmul(dev.index, extra, probe.new_tensor(table.shape, table.dtype)) else None
 
 
 def _load_plain(gguf: GGUFFile, dev: Device, infos: list[TensorInfo], use_mmap: bool,
