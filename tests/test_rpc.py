@@ -157,3 +157,29 @@ def test_run_command_uses_a_server():
     # weights held by an RPC server are never repacked: compare with a local run of plain weights
     plain = ggsight.load(pkg.assemble(), n_ctx=512, n_threads=2, repack=False)
     assert out.stdout.rstrip("\n") == plain.generate("The capital of France is", max_tokens=8, temperature=0).text
+
+
+def test_a_vision_model_with_its_tower_on_a_server(servers):
+    """Tiny Qwen2.5-VL (M-RoPE, window attention): text layers and the vision tower on one server."""
+    import json
+    from pathlib import Path
+    where = Path(__file__).parent / "data" / "conformance" / "qwen25vl"
+    case = next(c for c in json.loads((where / "cases.json").read_text())["cases"] if c["images"])
+    marker = json.loads((where / "cases.json").read_text()).get("image_marker")
+    prompt = case["prompt"].replace(marker, ggsight.IMAGE) if marker else case["prompt"]
+    images = [str(where / f) for f in case["images"]]
+    args = dict(mmproj=where / "mmproj.gguf", n_ctx=256, n_batch=64, kv_type="f32")
+    local = ggsight.load(where / "text.gguf", **args)
+    remote = ggsight.load(where / "text.gguf", rpc=[servers[1]], **args)  # the other server stays out
+    try:
+        server = next(d.name for d in ggsight.ggml.devices() if d.description == servers[1])
+        placed = remote.memory.placement
+        assert placed.vision == server and set(placed.layers.values()) == {server}
+        ids_a, a = local.evaluate(prompt, images=images)
+        ids_b, b = remote.evaluate(prompt, images=images)
+        assert ids_a == ids_b
+        np.testing.assert_array_equal(a, b)
+    finally:
+        remote.close()  # while the server runs: ggml aborts on freeing buffers of a lost server
+        del remote
+        gc.collect()

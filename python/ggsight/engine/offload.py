@@ -20,13 +20,13 @@ _BLOCK = re.compile(r"blk\.(\d+)\.")
 
 
 def accelerators(rpc_endpoints=None, n_gpu_layers=None) -> list[Device]:
-    """Non-CPU devices, after adding the RPC servers given (checked before use); none for
+    """Local GPUs and the devices of the RPC servers given (checked before use); none for
     n_gpu_layers=0, and a refusal when layers are asked for and there is nothing to put them on."""
     if n_gpu_layers == 0:
         return []
-    if rpc_endpoints:
-        rpc.connect(rpc_endpoints)
-    accel = [d for d in devices() if d.type != "cpu"]
+    # RPC servers are this load's own choice: ones an earlier load added stay out of it
+    servers = rpc.connect(rpc_endpoints) if rpc_endpoints else []
+    accel = [d for d in devices() if d.type != "cpu" and d.backend != "RPC"] + servers
     if n_gpu_layers and not accel:
         raise InvalidArgumentError(f"n_gpu_layers={n_gpu_layers!r}, but no GPU or RPC device was found "
                                    "(`ggsight info` lists the backends and why one did not load)")
