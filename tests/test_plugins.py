@@ -68,3 +68,12 @@ def test_info_prints_the_backend_libraries():
     out = subprocess.run([sys.executable, "-m", "ggsight", "info"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "backend libraries:" in out.stdout and "* cpu" in out.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses Linux library names")
+def test_a_build_without_a_cpu_backend_says_so(tmp_path):
+    for f in library_dir.glob("libggsight*.so"):
+        shutil.copy(f, tmp_path / f.name)
+    env = {**os.environ, "GGSIGHT_LIBRARY": str(tmp_path / "libggsight.so")}
+    out = subprocess.run([sys.executable, "-c", "import ggsight"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode != 0 and "no usable CPU backend library" in out.stderr

@@ -196,4 +196,10 @@ def load_backends() -> Report:
     _register(libs)
     report.libraries = libs
     _report = report
+    if not any(b.family == "cpu" and b.loaded for b in libs):
+        from ..errors import NativeLibraryError
+        why = "; ".join(f"{Path(b.path).name}: {b.status}" for b in libs if b.family == "cpu") or "none found"
+        raise NativeLibraryError(
+            f"no usable CPU backend library (libggml-cpu*) beside {library_dir} ({why}). "
+            "Reinstall ggsight (`pip install .`), or point GGSIGHT_LIBRARY at a build's native/ folder")
     return report
