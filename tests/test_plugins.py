@@ -56,7 +56,7 @@ def test_plugin_folders_are_refused_with_the_reason(tmp_path):
     unpinned.mkdir()
     shutil.copy(next(library_dir.glob("libggml-rpc*")), unpinned / "libggml-rpc.so")
     got = info({plugins.PATH_ENV: os.pathsep.join(map(str, (foreign, broken, unpinned)))})
-    by_path = {Path(b["path"]).parent.name: b for b in got["backend_libraries"] if b["source"] != "ggsight"}
+    by_path = {Path(b["path"]).parent.name: b for b in got["backend_libraries"] if b["source"] == plugins.PATH_ENV}
     assert by_path["foreign"]["status"].startswith("refused: built from ggml 0123456789ab")
     assert by_path["broken"]["status"].startswith("cannot load:") and not by_path["broken"]["loaded"]
     assert "no GGML_PIN" in by_path["unpinned"]["status"]
@@ -72,8 +72,13 @@ def test_info_prints_the_backend_libraries():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses Linux library names")
 def test_a_build_without_a_cpu_backend_says_so(tmp_path):
+    native = tmp_path / "pkg" / "_native"     # the same depth as ggsight/_native in a wheel
+    native.mkdir(parents=True)
     for f in library_dir.glob("libggsight*.so"):
-        shutil.copy(f, tmp_path / f.name)
-    env = {**os.environ, "GGSIGHT_LIBRARY": str(tmp_path / "libggsight.so")}
+        shutil.copy(f, native / f.name)
+    bundled = library_dir.parent.parent / "ggsight.libs"   # auditwheel's copies (libgomp), if any
+    if bundled.is_dir():
+        shutil.copytree(bundled, tmp_path / "ggsight.libs")
+    env = {**os.environ, "GGSIGHT_LIBRARY": str(native / "libggsight.so")}
     out = subprocess.run([sys.executable, "-c", "import ggsight"], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode != 0 and "no usable CPU backend library" in out.stderr

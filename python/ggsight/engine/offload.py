@@ -24,9 +24,12 @@ def accelerators(rpc_endpoints=None, n_gpu_layers=None) -> list[Device]:
     n_gpu_layers=0, and a refusal when layers are asked for and there is nothing to put them on."""
     if n_gpu_layers == 0:
         return []
-    # RPC servers are this load's own choice: ones an earlier load added stay out of it
+    # RPC servers are this load's own choice: ones an earlier load added stay out of it. Devices
+    # of type "accel" (ggml's BLAS backend) compute on host memory and hold no layers; they are not
+    # scheduled either: with ggml-blas in the scheduler, a windowed prefill crashed inside
+    # ggml_backend_sched_graph_compute (a NULL backend callback) on this ggml pin.
     servers = rpc.connect(rpc_endpoints) if rpc_endpoints else []
-    accel = [d for d in devices() if d.type != "cpu" and d.backend != "RPC"] + servers
+    accel = [d for d in devices() if d.type in ("gpu", "igpu") and d.backend != "RPC"] + servers
     if n_gpu_layers and not accel:
         raise InvalidArgumentError(f"n_gpu_layers={n_gpu_layers!r}, but no GPU or RPC device was found "
                                    "(`ggsight info` lists the backends and why one did not load)")
