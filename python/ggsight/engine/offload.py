@@ -26,8 +26,10 @@ def accelerators(rpc_endpoints=None, n_gpu_layers=None) -> list[Device]:
         return []
     # RPC servers are this load's own choice: ones an earlier load added stay out of it. Devices
     # of type "accel" (ggml's BLAS backend) compute on host memory and hold no layers; they are not
-    # scheduled either: with ggml-blas in the scheduler, a windowed prefill crashed inside
-    # ggml_backend_sched_graph_compute (a NULL backend callback) on this ggml pin.
+    # scheduled yet. Tried: with ggml-blas first in the scheduler, a product moved to BLAS needs its
+    # weight read back, which ggml's repacked CPU buffers cannot do (NULL get_tensor: a crash);
+    # without repacking it runs, but the compute buffer then belongs to BLAS and the planner's
+    # per-device figures and tests need to follow.
     servers = rpc.connect(rpc_endpoints) if rpc_endpoints else []
     accel = [d for d in devices() if d.type in ("gpu", "igpu") and d.backend != "RPC"] + servers
     if n_gpu_layers and not accel:
