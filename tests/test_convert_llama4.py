@@ -16,6 +16,7 @@ from ggsight.ggml import GGUFFile  # noqa: E402
 from ggsight.store.convert import (ConvertError, add_parser, convert_hf, convert_mmproj,  # noqa: E402
                                    read_safetensors)
 
+from hf_layouts import convert_pair, relayout, variant  # noqa: E402
 from make_tiny_hf_llama4 import hf_logits, make_tiny_hf_llama4  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -36,18 +37,9 @@ def relayout_v5(d, out):
     """The checkpoint with the layout transformers 5 gives its other VLMs (base model under
     model.: model.language_model.*, model.vision_model.*, lm_head); Llama 4's own save and the
     Hub use language_model.model.*, language_model.lm_head, vision_model.*."""
-    from safetensors.numpy import save_file
-    out.mkdir(exist_ok=True)
     rename = {"language_model.model.": "model.language_model.", "language_model.lm_head.": "lm_head.",
               "vision_model.": "model.vision_model.", "multi_modal_projector.": "model.multi_modal_projector."}
-    tensors = {}
-    for k, v in read_safetensors(d / "model.safetensors"):
-        prefix = next(p for p in rename if k.startswith(p))
-        tensors[rename[prefix] + k[len(prefix):]] = np.ascontiguousarray(v)
-    save_file(tensors, str(out / "model.safetensors"))
-    for name in FILES:
-        (out / name).write_bytes((d / name).read_bytes())
-    return out
+    return relayout(d, out, rename, FILES)
 
 
 @pytest.fixture(scope="module", params=["hub", "v5"])
@@ -55,9 +47,7 @@ def converted(request, hf, tmp_path_factory):
     d, model, sd = hf
     out = tmp_path_factory.mktemp(f"gguf_{request.param}")
     src = d if request.param == "hub" else relayout_v5(d, out / "hf")
-    text = convert_hf(src, out / "text.gguf", outtype="f32", progress=False)
-    mmproj = convert_mmproj(src, out / "mmproj.gguf", outtype="f32")
-    return d, model, sd, text, mmproj
+    return (d, model, sd, *convert_pair(src, out))
 
 
 def expected_text(sd, model, tied=False):
@@ -283,15 +273,7 @@ def test_cli(hf, tmp_path):
 
 
 def _copy(d, out, config=None, drop=(), extra=None):
-    from safetensors.numpy import save_file
-    out.mkdir()
-    cfg = json.loads((d / "config.json").read_text())
-    (out / "config.json").write_text(json.dumps(config(cfg) if config else cfg))
-    for name in FILES[1:3]:
-        (out / name).write_bytes((d / name).read_bytes())
-    tensors = {k: np.ascontiguousarray(v) for k, v in read_safetensors(d / "model.safetensors") if k not in drop}
-    save_file({**tensors, **(extra or {})}, str(out / "model.safetensors"))
-    return out
+    return variant(d, out, FILES[1:3], config, drop, extra)
 
 
 def _text(**changes):

@@ -17,6 +17,7 @@ from ggsight.store.convert import (ConvertError, add_parser, convert_hf, convert
 from ggsight.store.convert_qwen25vl import Qwen25VLHparams  # noqa: E402
 from ggsight.store.mmproj_qwen25vl import VisionHparams, wa_pattern  # noqa: E402
 
+from hf_layouts import convert_pair, relayout, variant  # noqa: E402
 from make_tiny_hf_qwen25vl import make_tiny_hf_qwen25vl  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -34,17 +35,8 @@ def hf(tmp_path_factory):
 def relayout_v5(d, out):
     """The checkpoint with transformers 5's in-memory names (model.language_model.*,
     model.visual.*); save_pretrained writes the Hub's (model.*, visual.*)."""
-    from safetensors.numpy import save_file
-    out.mkdir(exist_ok=True)
     rename = {"model.": "model.language_model.", "visual.": "model.visual.", "lm_head.": "lm_head."}
-    tensors = {}
-    for k, v in read_safetensors(d / "model.safetensors"):
-        prefix = next(p for p in rename if k.startswith(p))
-        tensors[rename[prefix] + k[len(prefix):]] = np.ascontiguousarray(v)
-    save_file(tensors, str(out / "model.safetensors"))
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
-        (out / name).write_bytes((d / name).read_bytes())
-    return out
+    return relayout(d, out, rename, ("config.json", "tokenizer.json", "tokenizer_config.json"))
 
 
 @pytest.fixture(scope="module", params=["hub", "v5"])
@@ -52,9 +44,7 @@ def converted(request, hf, tmp_path_factory):
     d, model, sd = hf
     out = tmp_path_factory.mktemp(f"gguf_{request.param}")
     src = d if request.param == "hub" else relayout_v5(d, out / "hf")
-    text = convert_hf(src, out / "text.gguf", outtype="f32", progress=False)
-    mmproj = convert_mmproj(src, out / "mmproj.gguf", outtype="f32")
-    return d, model, sd, text, mmproj
+    return (d, model, sd, *convert_pair(src, out))
 
 
 def expected_text(sd, tied=False):
@@ -222,15 +212,7 @@ def test_cli(hf, tmp_path):
 
 
 def _copy(d, out, config=None, drop=(), extra=None):
-    from safetensors.numpy import save_file
-    out.mkdir()
-    cfg = json.loads((d / "config.json").read_text())
-    (out / "config.json").write_text(json.dumps(config(cfg) if config else cfg))
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        (out / name).write_bytes((d / name).read_bytes())
-    tensors = {k: np.ascontiguousarray(v) for k, v in read_safetensors(d / "model.safetensors") if k not in drop}
-    save_file({**tensors, **(extra or {})}, str(out / "model.safetensors"))
-    return out
+    return variant(d, out, ("tokenizer.json", "tokenizer_config.json"), config, drop, extra)
 
 
 def test_clear_errors(hf, tmp_path):

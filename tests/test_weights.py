@@ -120,3 +120,38 @@ def test_real_gemma3_weights_map_and_dequantize():
         del weights, emb
     np.testing.assert_allclose(rows, ref, rtol=0, atol=1e-6)
     print(f"\ngemma3 270M: opened and mapped {len(f.tensors)} tensors in {elapsed * 1000:.0f} ms")
+
+
+def test_a_tied_lm_head_gets_its_own_repacked_copy(tmp_path, sched):
+    """No output.weight: the embedding table is also the lm head. Where ggml repacks its type,
+    the head multiplies with a repacked copy and get_rows keeps reading the plain table."""
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((64, 64)).astype(np.float32)       # [vocab, n_embd]
+    q = quantize(table, DType.Q4_0)
+    w = gguf.GGUFWriter(str(tmp_path / "tied.gguf"), "toy")
+    w.add_tensor("token_embd.weight", q, raw_dtype=gguf.GGMLQuantizationType.Q4_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with GGUFFile.open(tmp_path / "tied.gguf") as f:
+        plain = load_weights(f, head_copy=False)
+        assert "output.weight" not in plain and plain.alias_of == {}
+        weights = load_weights(f)
+        if not weights.alias_of:
+            pytest.skip("ggml does not repack Q4_0 on this CPU")
+        assert weights.alias_of == {"output.weight": "token_embd.weight"}
+        assert weights.nbytes == 2 * f.tensor("token_embd.weight").nbytes
+        ctx = Context(32)
+        ids = ctx.input("ids", (2,), DType.I32)
+        x = ctx.input("x", (64, 3))
+        rows = weights["token_embd.weight"].get_rows(ids)
+        head = weights["output.weight"].mul_mat(x)
+        plain_head = weights["token_embd.weight"].mul_mat(x)
+        X = rng.standard_normal((3, 64)).astype(np.float32)
+        got_rows, got_head, want_head = sched.run(ctx.graph(rows, head, plain_head),
+                                                  {ids: np.array([5, 60], np.int32), x: X})
+        del weights, plain
+    deq = gguf.quants.dequantize(q, gguf.GGMLQuantizationType.Q4_0).reshape(64, 64)
+    np.testing.assert_array_equal(got_rows, deq[[5, 60]])
+    assert np.abs(got_head - want_head).max() / np.abs(want_head).max() < 1e-2

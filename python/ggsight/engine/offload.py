@@ -98,11 +98,12 @@ class Offload:
             where = (self.placement.layers[int(m.group(1))] if m else
                      self.placement.output if info.name in OUTPUT_TENSORS else cpu.name)
             groups.setdefault(where, []).append(info.name)
-        main = load_weights(gguf, cpu, names=groups.pop(cpu.name, []) or None, use_mmap=use_mmap, repack=repack)
+        out_dev = self.by_name[self.placement.output]
+        main = load_weights(gguf, cpu, names=groups.pop(cpu.name), use_mmap=use_mmap, repack=repack,
+                            head_copy=out_dev.type == "cpu")
         others = [load_weights(gguf, self.by_name[name], names=names, use_mmap=use_mmap, repack=False)
                   for name, names in groups.items()]
         aliases = {}
-        out_dev = self.by_name[self.placement.output]
         if "output.weight" not in {i.name for i in gguf.tensors} and out_dev.type != "cpu":
             # a tied lm head: the CPU keeps the table for the input layer, the output device a copy
             aliases["output.weight"] = load_weights(gguf, out_dev, names=["token_embd.weight"], repack=False)

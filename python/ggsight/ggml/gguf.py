@@ -52,6 +52,15 @@ class GGUFError(GGSightError, ValueError):
     """The file is not a GGUF file this reader can use; the message says why."""
 
 
+def required(gguf, key: str, default: Any = None) -> Any:
+    """gguf.get(key, default) of a GGUFFile (or a view of one), or a GGUFError naming the file
+    and the key when it has neither: what model configs read their hyperparameters with."""
+    value = gguf.get(key, default)
+    if value is None:
+        raise GGUFError(f"{getattr(gguf, 'path', 'GGUF file')}: missing metadata key {key}")
+    return value
+
+
 GGUFValueType = enum.IntEnum("GGUFValueType", [  # gguf_type, in id order from 0
     "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32", "BOOL", "STRING",
     "ARRAY", "UINT64", "INT64", "FLOAT64"], start=0)

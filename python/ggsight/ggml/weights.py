@@ -88,11 +88,14 @@ def _split_repackable(infos: list[TensorInfo], dev: Device) -> tuple[list[Tensor
 
 
 def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: Iterable[str] | None = None,
-                 use_mmap: bool = True, repack: bool = True, progress: Progress | None = None) -> Weights:
+                 use_mmap: bool = True, repack: bool = True, head_copy: bool = True,
+                 progress: Progress | None = None) -> Weights:
     """Create frozen contexts holding the file's tensors (or `names`) and give them data.
 
     On the CPU, matmul weights of types ggml can repack go to a repacking buffer (copied and
-    converted once, as llama.cpp does); everything else is used in place from the mmap.
+    converted once, as llama.cpp does); everything else is used in place from the mmap. With
+    `head_copy`, a tied lm head gets its own repacked copy of the embedding table when its type
+    repacks (head_copy=False: the lm head runs elsewhere).
     """
     dev = cpu_device() if device is None else device
     dev = dev if isinstance(dev, Device) else devices()[int(dev)]
@@ -102,7 +105,7 @@ def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: I
     repacked = None
     if repack:
         to_repack, infos, extra = _split_repackable(infos, dev)
-        tied = _tied_head(gguf, infos, dev, extra) if extra >= 0 else None
+        tied = _tied_head(gguf, infos, dev, extra) if extra >= 0 and head_copy else None
         if to_repack or tied:
             # (name in the model, file tensor): a tied lm head gets its own repacked copy of the
             # embedding table, which get_rows must still read plain - as llama.cpp duplicates it

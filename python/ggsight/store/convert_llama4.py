@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import ConvertError, architecture, write_bpe_tokenizer, write_decoder_shape
+from .hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
 
 ARCH = "llama4"
 ARCHITECTURES = ("Llama4ForConditionalGeneration",)
@@ -56,12 +56,6 @@ _TEXT_PREFIXES = ("language_model.model.", "model.language_model.")
 _LM_HEADS = ("language_model.lm_head.weight", "lm_head.weight")
 _SKIP_PREFIXES = ("vision_model.", "multi_modal_projector.", "model.vision_model.", "model.multi_modal_projector.")
 _LAYER_RE = re.compile(r"layers\.(\d+)\.(.+?)(?:\.weight)?$")
-
-
-def text_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The text hyperparameters (text_config; top-level keys fill in what it lacks)."""
-    top = {k: v for k, v in config.items() if k not in ("text_config", "vision_config")}
-    return {**top, **(config.get("text_config") or {})}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import ConvertError, architecture, write_bpe_tokenizer, write_decoder_shape
+from .hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
 
 ARCH = "qwen2vl"
 ARCHITECTURES = ("Qwen2_5_VLForConditionalGeneration",)
@@ -39,13 +39,6 @@ _BIASED = ("attn_q", "attn_k", "attn_v")   # Qwen2 attention: q/k/v have biases,
 _TEXT_PREFIXES = ("model.language_model.", "model.")
 _SKIP_PREFIXES = ("model.visual.", "visual.")   # the vision tower goes to the mmproj file
 _LAYER_RE = re.compile(r"layers\.(\d+)\.(.+)\.(weight|bias)$")
-
-
-def text_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The text hyperparameters: transformers 5 nests them in text_config, Hub configs written
-    by transformers 4.x keep them at the top level. text_config wins where both have a key."""
-    top = {k: v for k, v in config.items() if k not in ("text_config", "vision_config")}
-    return {**top, **(config.get("text_config") or {})}
 
 
 @dataclass(frozen=True)

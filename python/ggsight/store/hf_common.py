@@ -87,6 +87,21 @@ def write_clip_vision(w, projector: str, *, image_size: int, patch_size: int, n_
     w.add_array("clip.vision.image_std", [float(x) for x in std])
 
 
+def text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The text hyperparameters: transformers 5 nests them in text_config, Hub configs written
+    by transformers 4.x keep them at the top level. text_config wins where both have a key."""
+    top = {k: v for k, v in config.items() if k not in ("text_config", "vision_config")}
+    return {**top, **(config.get("text_config") or {})}
+
+
+def require_all(want, found, where: str) -> None:
+    """Refuse a checkpoint that lacks some of the vision tensors `want` names (`found`: the ones it has)."""
+    missing = sorted(want.keys() - found.keys())
+    if missing:
+        raise ConvertError(f"{where}: missing vision tensors for {', '.join(missing[:8])}"
+                           f"{' ...' if len(missing) > 8 else ''} ({len(missing)} in all)")
+
+
 def write_decoder_shape(w, hp) -> None:
     """The llama.cpp keys every decoder GGUF has, from hparams with these attribute names."""
     w.add_context_length(hp.n_ctx)

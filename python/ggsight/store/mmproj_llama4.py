@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .hf_common import ConvertError, read_optional_json, write_clip_vision
+from .hf_common import ConvertError, read_optional_json, require_all, write_clip_vision
 
 PROJECTOR_TYPE = "llama4"
 _MEAN = _STD = [0.5, 0.5, 0.5]   # Llama4ImageProcessor's defaults
@@ -153,10 +153,7 @@ def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, prog
     outtype = "f16" if outtype == "q8_0" else outtype
     todo = plan(ckpt.where, where)
     want = expected_shapes(hp)
-    missing = sorted(want.keys() - todo.keys())
-    if missing:
-        raise ConvertError(f"{where}: missing vision tensors for {', '.join(missing[:8])}"
-                           f"{' ...' if len(missing) > 8 else ''} ({len(missing)} in all)")
+    require_all(want, todo, where)
     jobs = []
     for name, shape in want.items():
         hf_name = todo[name]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import ConvertError, read_optional_json, write_clip_vision
+from .hf_common import ConvertError, read_optional_json, require_all, write_clip_vision
 
 PROJECTOR_TYPE = "qwen2.5vl_merger"
 # transformers' OPENAI_CLIP_MEAN / STD, which Qwen2VLImageProcessor uses by default
@@ -161,10 +161,7 @@ def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, prog
     outtype = "f16" if outtype == "q8_0" else outtype
     todo = plan(ckpt.where, hp, where)
     want = expected_shapes(hp)
-    missing = sorted(want.keys() - todo.keys())
-    if missing:
-        raise ConvertError(f"{where}: missing vision tensors for {', '.join(missing[:8])}"
-                           f"{' ...' if len(missing) > 8 else ''} ({len(missing)} in all)")
+    require_all(want, todo, where)
     jobs = []
     for name in want:   # expected_shapes lists them in file order
         hf_name, part = todo[name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ...ggml import Context, DType, Tensor
+from ...ggml import Context, DType, Tensor, required
 from ...nn import WeightBinder, attention, gelu_tanh, patch_embed, rms_norm
 from ...nn.tiles import TileKernels
 
@@ -25,10 +25,7 @@ class Gemma3VisionConfig:
     @classmethod
     def from_gguf(cls, gguf) -> "Gemma3VisionConfig":
         def key(name, default=None):
-            value = gguf.get(f"clip.vision.{name}", default)
-            if value is None:
-                raise ValueError(f"{gguf.path}: mmproj lacks clip.vision.{name}")
-            return value
+            return required(gguf, f"clip.vision.{name}", default)
         image_size, patch = int(key("image_size")), int(key("patch_size"))
         side = image_size // patch
         tokens = int(gguf.get("clip.vision.mm_tokens_per_image", 256))

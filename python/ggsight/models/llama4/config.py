@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...ggml import required
+
 ARCH = "llama4"
 # llama.cpp's files carry none of the chunk / NoPE / temperature keys and llama.cpp fills them
 # in; these are the values of every released Llama 4 (Scout and Maverick)
@@ -34,10 +36,7 @@ class Llama4Config:
     @classmethod
     def from_gguf(cls, gguf) -> "Llama4Config":
         def key(name, default=None):
-            value = gguf.get(f"{ARCH}.{name}", default)
-            if value is None:
-                raise ValueError(f"{gguf.path}: missing {ARCH}.{name}")
-            return value
+            return required(gguf, f"{ARCH}.{name}", default)
         n_layer, n_embd, n_head = int(key("block_count")), int(key("embedding_length")), int(key("attention.head_count"))
         head_dim = int(key("attention.key_length", n_embd // n_head))
         n_expert = int(key("expert_count"))

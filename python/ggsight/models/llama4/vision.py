@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...ggml import Context, DType, Tensor
+from ...ggml import Context, DType, Tensor, required
 from ...ggml.ops import ROPE_NORMAL
 from ...nn import WeightBinder, attention, patch_embed
 from ...nn.tiles import TileKernels
@@ -31,10 +31,7 @@ class Llama4VisionConfig:
     @classmethod
     def from_gguf(cls, gguf) -> "Llama4VisionConfig":
         def key(name, default=None):
-            value = gguf.get(f"clip.vision.{name}", default)
-            if value is None:
-                raise ValueError(f"{gguf.path}: mmproj lacks clip.vision.{name}")
-            return value
+            return required(gguf, f"clip.vision.{name}", default)
         scale = int(key("projector.scale_factor", 2))
         return cls(tile_size=int(key("image_size")), patch_size=int(key("patch_size")),
                    n_embd=int(key("embedding_length")), n_ff=int(key("feed_forward_length")),

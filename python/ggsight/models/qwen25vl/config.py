@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...ggml import required
+
 ARCH = "qwen2vl"
 
 
@@ -22,10 +24,7 @@ class QwenVLConfig:
     @classmethod
     def from_gguf(cls, gguf) -> "QwenVLConfig":
         def key(name, default=None):
-            value = gguf.get(f"{ARCH}.{name}", default)
-            if value is None:
-                raise ValueError(f"{gguf.path}: missing {ARCH}.{name}")
-            return value
+            return required(gguf, f"{ARCH}.{name}", default)
         n_embd, n_head = int(key("embedding_length")), int(key("attention.head_count"))
         head_dim = int(gguf.get(f"{ARCH}.attention.key_length", n_embd // n_head))
         sections = tuple(int(s) for s in key("rope.dimension_sections"))

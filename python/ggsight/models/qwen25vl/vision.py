@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...ggml import Context, DType, Tensor
+from ...ggml import Context, DType, Tensor, required
 from ...ggml.ops import ROPE_VISION
 from ...nn import WeightBinder, attention, patch_embed, rms_norm
 from ...nn.tiles import TileKernels
@@ -33,10 +33,7 @@ class QwenVisionConfig:
     @classmethod
     def from_gguf(cls, gguf) -> "QwenVisionConfig":
         def key(name, default=None):
-            value = gguf.get(f"clip.vision.{name}", default)
-            if value is None:
-                raise ValueError(f"{gguf.path}: mmproj lacks clip.vision.{name}")
-            return value
+            return required(gguf, f"clip.vision.{name}", default)
         n_layer = int(key("block_count"))
         full = gguf.get("clip.vision.wa_layer_indexes")
         if full is None:   # llama.cpp's files: every n-th layer (when the indexes are evenly spaced)
