@@ -136,7 +136,6 @@ int gs_quantize(int type, const float *src, void *dst, int64_t nrows, int64_t n_
 int gs_dequantize(int type, const void *src, float *dst, int64_t n_elements);
 
 /* ---- devices ----------------------------------------------------------------------- */
-int gs_load_backends(const char *dir_or_null);    /* dynamic backend libraries, if any */
 int gs_backend_reg_count(void);
 const char *gs_backend_reg_name(int index);
 int gs_device_count(void);

@@ -8,7 +8,6 @@
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
 #include "internal.h"
 
 // ---- errors and logging -------------------------------------------------------------
@@ -133,12 +132,6 @@ int gs_dequantize(int type, const void *src, float *dst, int64_t n) {
 }
 
 // ---- devices ----------------------------------------------------------------------------
-
-int gs_load_backends(const char *dir) {
-    if (dir) ggml_backend_load_all_from_path(dir);
-    else ggml_backend_load_all();
-    return (int)ggml_backend_reg_count();
-}
 
 int gs_backend_reg_count(void) { return (int)ggml_backend_reg_count(); }
 

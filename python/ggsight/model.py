@@ -97,17 +97,16 @@ class Model:
         if n_ctx < 16 or n_batch < 1:
             raise InvalidArgumentError("n_ctx must be at least 16 and n_batch at least 1")
         check_n_seq(n_seq, min(n_batch, n_ctx))
-        meter = HostMeter().__enter__()  # the host memory the planner cannot compute: measured
-        self.gguf = GGUFFile.open(self.path)
-        self.arch = self.gguf.arch
-        cls = model_class(self.arch)
-        text, vision = self.gguf, None
-        if mmproj is None and is_single_file(self.gguf):  # Ollama's layout: the tower is inside
-            text, vision = split_single_file(self.gguf)
+        with HostMeter() as meter:  # the host memory the planner cannot compute, measured (not weights)
+            self.gguf = GGUFFile.open(self.path)
+            self.arch = self.gguf.arch
+            cls = model_class(self.arch)   # an unknown architecture fails before the tokenizer is built
+            text, vision = self.gguf, None
+            if mmproj is None and is_single_file(self.gguf):  # Ollama's layout: the tower is inside
+                text, vision = split_single_file(self.gguf)
+            self.tokenizer = Tokenizer.from_gguf(text)
         self.weights = load_weights(text, cpu_device(), use_mmap=use_mmap, repack=repack)
         self.net = cls(text, self.weights)
-        self.tokenizer = Tokenizer.from_gguf(text)
-        meter.__exit__()
         self.n_ctx, self.n_batch = n_ctx, min(n_batch, n_ctx)
         self.n_threads = n_threads or default_threads()
         self.backend = Backend(cpu_device(), n_threads=self.n_threads)

@@ -54,17 +54,16 @@ def device_names(n_gpu_layers, accel: list[Device]):
             by_endpoint.setdefault(d.description, d.name)
     out = {}
     for key, count in n_gpu_layers.items():
-        name = key if any(d.name == key for d in accel) else by_endpoint.get(_canonical(key), key)
+        name = key if any(d.name == key for d in accel) else by_endpoint.get(_endpoint_or_self(key), key)
         out[name] = out.get(name, 0) + count if isinstance(count, int) else count
     return out
 
 
-def _canonical(endpoint: str) -> str:
+def _endpoint_or_self(key: str) -> str:
     try:
-        host, port = rpc.parse_endpoint(endpoint)
-    except InvalidArgumentError:
-        return endpoint
-    return f"{host}:{port}"
+        return rpc.canonical(key)
+    except InvalidArgumentError:   # a device name, not an endpoint
+        return key
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._native import cstr, ffi, lib, library_dir
+from .backend import devices
 
 ENTRY_POINT_GROUP = "ggsight.backends"
 PATH_ENV = "GGSIGHT_BACKEND_PATH"
@@ -124,31 +125,19 @@ def _choose(libs: list[BackendLibrary]) -> None:
 
 
 def _register(libs: list[BackendLibrary]) -> None:
-    registered = {cstr(lib.gs_backend_reg_name(i)).lower() for i in range(lib.gs_backend_reg_count())}
     order = sorted((b for b in libs if b.status == "chosen"),
                    key=lambda b: _FIRST.index(b.family) if b.family in _FIRST else len(_FIRST))
     for b in order:
-        if b.family in registered:  # linked in (a static build) or registered already
-            b.status, b.loaded = "built in", True
-            continue
         index = lib.gs_backend_load_file(b.path.encode())
         if index < 0:
             from .._native import last_error
             b.status = f"ggml refused it: {last_error()}"
             continue
         b.status, b.loaded = "loaded", True
-        if b.family != "rpc" and not _device_count(cstr(lib.gs_backend_reg_name(index))):
+        registry = cstr(lib.gs_backend_reg_name(index))
+        if b.family != "rpc" and not any(d.backend == registry for d in devices()):
             # e.g. CUDA without a driver: ggml printed why ("CUDA driver version is insufficient ...")
             b.status = "loaded, but it found no devices (no driver or no GPU; ggml's message above says which)"
-
-
-def _device_count(registry: str) -> int:
-    info = ffi.new("gs_device_info *")
-    count = 0
-    for i in range(lib.gs_device_count()):
-        if lib.gs_device_info_get(i, info) == 0 and cstr(info.backend) == registry:
-            count += 1
-    return count
 
 
 def scan(folder: Path, source: str) -> list[BackendLibrary]:

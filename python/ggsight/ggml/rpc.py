@@ -31,15 +31,22 @@ def protocol_version() -> tuple[int, int, int]:
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
-    """'host:port' (or 'host', port 50052) -> (host, port); IPv6 hosts in brackets."""
-    text = text.strip()
-    host, sep, port = text.rpartition(":") if text.count(":") == 1 or text.startswith("[") else (text, "", "")
-    if not sep:
-        host, port = text, str(DEFAULT_PORT)
-    host = host.strip("[]")
+    """'host:port' (or 'host', port 50052) -> (host, port). ggml's RPC splits an endpoint at its
+    first colon, so IPv6 addresses cannot be given: use a host name or an IPv4 address."""
+    host, sep, port = text.strip().partition(":")
+    if ":" in port or host.startswith("["):
+        raise InvalidArgumentError(f"RPC endpoint {text!r}: ggml's RPC takes host:port with an IPv4 address or "
+                                   "a host name, not an IPv6 address")
+    port = port if sep else str(DEFAULT_PORT)
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InvalidArgumentError(f"RPC endpoint {text!r}: give host:port, e.g. 127.0.0.1:{DEFAULT_PORT}")
     return host, int(port)
+
+
+def canonical(endpoint: str) -> str:
+    """'host:port' as ggml and ggsight name a server (the default port filled in)."""
+    host, port = parse_endpoint(endpoint)
+    return f"{host}:{port}"
 
 
 def is_loopback(host: str) -> bool:
@@ -93,20 +100,19 @@ def connect(endpoints: list[str] | str) -> list[Device]:
         endpoints = [e for e in endpoints.split(",") if e.strip()]
     out = []
     for endpoint in endpoints:
-        host, port = parse_endpoint(endpoint)
-        canonical = f"{host}:{port}"
-        known = [i for i, d in backend.rpc_devices.items() if d.description == canonical]
+        name = canonical(endpoint)
+        known = [i for i, d in backend.rpc_devices.items() if d.description == name]
         if not known:
-            greet(canonical)
+            greet(name)
             before = lib.gs_device_count()
-            check(lib.gs_rpc_add_server(canonical.encode()), f"RPC server {canonical}")
+            check(lib.gs_rpc_add_server(name.encode()), f"RPC server {name}")
             known = list(range(before, lib.gs_device_count()))
         # fresh memory figures; over this process's open connection when it has one (a ggml
         # server serves one client at a time, so a second greeting would wait behind it)
         found = [backend.device(i, refresh=True) for i in known]
         backend.rpc_devices.update({d.index: d for d in found})
         if not found:
-            raise BackendError(f"the RPC server at {canonical} offers no devices")
+            raise BackendError(f"the RPC server at {name} offers no devices")
         out += found
     return out
 
