@@ -2,9 +2,11 @@
 host memory (the CPU), copied otherwise."""
 from __future__ import annotations
 
+import mmap
 from typing import Callable, Iterable
 
 from ..errors import InvalidArgumentError
+from . import x16
 from .backend import Buffer, Device, cpu_device, devices, extra_buffer_types, extra_supports_matmul
 from .gguf import GGUFFile, TensorInfo
 from .tensor import Context, Tensor
@@ -20,6 +22,7 @@ class Weights:
         self.gguf = gguf
         self.ctx = ctx
         self.repacked = repacked  # the part held in a repacking buffer, if any
+        self.interleaved: Weights | None = None  # the part in ggsight's x16 layout, if any
         self.tensors = tensors
         self.buffer = buffer
         self.mapped = mapped
@@ -93,9 +96,10 @@ def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: I
     """Create frozen contexts holding the file's tensors (or `names`) and give them data.
 
     On the CPU, matmul weights of types ggml can repack go to a repacking buffer (copied and
-    converted once, as llama.cpp does); everything else is used in place from the mmap. With
+    converted once, as llama.cpp does), Q8_0/Q5_0 matrices to ggsight's x16 layout where the CPU
+    runs its kernels (module x16); everything else is used in place from the mmap. With
     `head_copy`, a tied lm head gets its own repacked copy of the embedding table when its type
-    repacks (head_copy=False: the lm head runs elsewhere).
+    repacks (head_copy=False: the lm head runs elsewhere). repack=False: all in place.
     """
     dev = cpu_device() if device is None else device
     dev = dev if isinstance(dev, Device) else devices()[int(dev)]
@@ -118,7 +122,16 @@ def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: I
             repacked = Weights(gguf, rctx, rtensors, rbuf, mapped=False)
             if tied:
                 repacked.alias_of = {"output.weight": tied.name}
-    weights = _load_plain(gguf, dev, infos, use_mmap, progress)
+    interleaved = None
+    if repack and dev.type == "cpu":
+        to_interleave = [i for i in infos if x16.packable(i.shape, i.dtype)]
+        if to_interleave:
+            infos = [i for i in infos if not x16.packable(i.shape, i.dtype)]
+            interleaved = _load_interleaved(gguf, dev, to_interleave)
+    weights = _load_plain(gguf, dev, infos, use_mmap, progress) if infos else interleaved
+    if interleaved is not None and interleaved is not weights:
+        weights.tensors.update(interleaved.tensors)
+        weights.interleaved = interleaved
     if repacked is not None:
         weights.tensors.update(repacked.tensors)
         weights.alias_of = dict(repacked.alias_of)
@@ -135,6 +148,35 @@ def _tied_head(gguf: GGUFFile, infos: list[TensorInfo], dev: Device, extra: int)
         return None
     probe = Context(2, frozen=True)
     return table if extra_supports_matmul(dev.index, extra, probe.new_tensor(table.shape, table.dtype)) else None
+
+
+def _load_interleaved(gguf: GGUFFile, dev: Device, infos: list[TensorInfo], chunk_bytes: int = 4 << 20) -> Weights:
+    """Q8_0/Q5_0 matrices copied into the x16 layout, a few MiB at a time; the file pages each slice
+    came from are handed back, so the copy does not count twice in resident memory."""
+    ctx = Context(len(infos) + 1, frozen=True)
+    tensors = {i.name: x16.X16Tensor(ctx, ctx.new_tensor(i.shape, i.dtype, i.name).ptr) for i in infos}
+    buffer = Buffer.for_context(ctx, dev.index)
+    buffer.mark_weights()
+    for info in infos:
+        tensor = tensors[info.name]
+        data = gguf.tensor_data(info)
+        row_bytes = info.nbytes // tensor.ne[1]
+        step = max(x16.ROWS, chunk_bytes // row_bytes // x16.ROWS * x16.ROWS)
+        for row in range(0, tensor.ne[1], step):
+            tensor.write_gguf(data[row * row_bytes:min(tensor.ne[1], row + step) * row_bytes], row)
+        data.release()
+        _drop_pages(gguf, info.abs_offset, info.nbytes)
+    return Weights(gguf, ctx, tensors, buffer, mapped=False)
+
+
+def _drop_pages(gguf: GGUFFile, offset: int, size: int) -> None:
+    """Tell the kernel this process no longer needs the mapped file pages of [offset, offset+size)."""
+    if gguf.mmap is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    start = -(-offset // mmap.PAGESIZE) * mmap.PAGESIZE
+    end = (offset + size) // mmap.PAGESIZE * mmap.PAGESIZE
+    if end > start:
+        gguf.mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
 def _load_plain(gguf: GGUFFile, dev: Device, infos: list[TensorInfo], use_mmap: bool,
