@@ -8,16 +8,17 @@ prefill of n_batch tokens at the end of the context (every cache kind viewed who
 step, and for a vision model one encode of the largest image its pixel budget allows (through
 generate(), so preprocessing, the tower and the text prefill all run). Measured:
 
-  buffers   what the estimate predicts, measured after the run: the resident pages of the
-            GGUF files' mappings (/proc/self/smaps: the weights are used in place, so this also
-            holds the metadata pages the tokenizer read), the KV cache buffer and the
+  buffers   what the estimate predicts, measured after the run: the weights (the resident pages
+            of the GGUF files' mappings, /proc/self/smaps, for those used in place - this also
+            holds the metadata pages the tokenizer read - plus the buffers of those copied at
+            load: ggml's repacked layouts, ggsight's x16 one), the KV cache buffer and the
             scheduler's compute buffer (ggml_backend_sched_get_buffer_size)
   peak RSS  growth of the process's peak resident memory (VmHWM, reset before loading via
             /proc/self/clear_refs) over its resident memory before loading: also holds what
             the estimate leaves out - the tokenizer, graph metadata, numpy masks and logits,
             image preprocessing arrays, ggml's per-compute work buffer, Python objects
-  host      of that, the anonymous memory load() leaves beyond the (written) KV buffer: the
-            tokenizer, mostly
+  host      of that, the anonymous memory load() leaves beyond the (written) KV buffer and the
+            copied weights: the tokenizer, mostly
 
 The estimate's `resident` (weights + kv + compute + host: the tokenizer and metadata measured
 while they were built, each step's masks / logits / graph metadata computed) is compared with
@@ -66,6 +67,12 @@ def mapped_rss(paths) -> int:
     return total
 
 
+def copied_weights(weights) -> int:
+    """Bytes of the weight buffers load() filled with copies (not used in place from the file)."""
+    parts = [weights.repacked, weights.interleaved]
+    return sum(p.buffer.size for p in parts if p is not None)
+
+
 def child(cfg: dict, threads: int) -> dict:
     import numpy as np
     from PIL import Image
@@ -90,10 +97,13 @@ def child(cfg: dict, threads: int) -> dict:
     tokens = rng.integers(10, m.n_vocab, n).tolist()
     m.runner.evaluate(tokens, start, rope_positions=text_positions(start, n, 0) if mrope else None)
     m.runner.evaluate(tokens[:1], m.n_ctx - 1, rope_positions=text_positions(m.n_ctx - 1, 1, 0) if mrope else None)
-    # the KV buffer is written (cleared) at load, so anonymous growth at load beyond it is host objects
-    return {"peak_rss": status_kib("VmHWM") - rss0, "weights": mapped_rss([cfg["path"], cfg.get("mmproj")]),
+    # the KV buffer is written (cleared) at load, so anonymous growth at load beyond it and the
+    # copied weights is host objects
+    copied = copied_weights(m.weights)  # (the tiny projector here is f32: used in place)
+    return {"peak_rss": status_kib("VmHWM") - rss0,
+            "weights": mapped_rss([cfg["path"], cfg.get("mmproj")]) + copied,
             "kv": m.cache.nbytes, "compute": m.sched.buffer_size(m.backend),
-            "host": anon1 - anon0 - m.cache.nbytes}
+            "host": anon1 - anon0 - m.cache.nbytes - copied}
 
 
 class _Estimate:

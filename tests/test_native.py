@@ -65,7 +65,8 @@ def test_devices_and_system_info():
     assert "CPU" in info["backends"]
     assert isinstance(info["cpu_features"], dict)
     from ggsight.ggml.tiles import amx_bf16_usable
-    assert info["ggsight_kernels"] == {"amx_bf16": amx_bf16_usable()}
+    from ggsight.ggml.x16 import usable as x16_usable
+    assert info["ggsight_kernels"] == {"amx_bf16": amx_bf16_usable(), "x16_vnni": x16_usable()}
 
 
 def test_cli_info_runs():

@@ -35,8 +35,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  plug-in {f['source']} ({f['path'] or '?'}): {f['problem']}")
     feats = [k if v == "1" else f"{k}={v}" for k, v in info["cpu_features"].items()]
     print(f"cpu features: {' '.join(feats) or 'none reported'}")
-    amx = info["ggsight_kernels"]["amx_bf16"]
+    amx, x16 = info["ggsight_kernels"]["amx_bf16"], info["ggsight_kernels"]["x16_vnni"]
     print(f"ggsight kernels: AMX-BF16 tiles {'in use for bf16 vision towers' if amx else 'not available on this CPU/build'}")
+    print(f"                 x16 Q8_0/Q5_0 matmuls (AVX512-VNNI) "
+          f"{'in use for CPU weights (load(repack=False) turns them off)' if x16 else 'not available on this CPU/build'}")
     return 0
 
 

@@ -66,11 +66,13 @@ def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: i
     as GPUs do. n_gpu_layers: layers on GPU/RPC devices (None: as many as fit, 0: none), or
     {device name or RPC endpoint: layers}; see engine/placement.py for the rules.
 
-    repack (default, as llama.cpp): matmul weights of the types ggml can interleave for this CPU
-    are copied into its repacked layouts at load (x86: Q4_K, Q4_0, IQ4_NL; ARM also Q8_0, Q6_K,
-    where a tied lm head gets its own repacked copy of the embedding table, as llama.cpp keeps).
-    Generation ~2 % faster on the Gemma 3 270M here, and the same kernels as llama.cpp, so the
-    same greedy text. repack=False uses every weight in place from the mapping.
+    repack (default): matmul weights of the types ggml can interleave for this CPU are copied
+    into its repacked layouts at load, as llama.cpp does (x86: Q4_K, Q4_0, IQ4_NL; ARM also Q8_0,
+    Q6_K, where a tied lm head gets its own repacked copy of the embedding table, as llama.cpp
+    keeps). On CPUs with AVX512-VNNI, Q8_0 and Q5_0 matrices go to ggsight's x16 layout instead
+    (same bytes; ggml/x16.py), whose kernels give ggml's results bit for bit at 1.5-3x the
+    speed. So the greedy text is llama.cpp's. repack=False uses every weight in place from the
+    mapping with ggml's kernels.
     """
     return Model(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap,
                  repack=repack, mmproj=mmproj, image_options=image_options, image_cache_bytes=image_cache_bytes,

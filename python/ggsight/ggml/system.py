@@ -32,6 +32,6 @@ def system_info() -> dict:
         # every backend library found, whether it was loaded, and why not
         "backend_libraries": [vars(b).copy() for b in load_backends().libraries],
         "backend_folders": [{"path": f, "source": s, "problem": p} for f, s, p in load_backends().folders],
-        # ggsight's own CPU kernels (csrc/amx_kernels.cpp), chosen at run time
-        "ggsight_kernels": {"amx_bf16": bool(lib.gs_amx_bf16_usable())},
+        # ggsight's own CPU kernels (csrc/amx_kernels.cpp, csrc/x16_kernels.cpp), chosen at run time
+        "ggsight_kernels": {"amx_bf16": bool(lib.gs_amx_bf16_usable()), "x16_vnni": bool(lib.gs_x16_usable())},
     }

@@ -119,6 +119,8 @@ def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: I
             rbuf = Buffer.for_context_extra(rctx, dev.index, extra)
             for name, info in wanted:
                 rtensors[name].write(gguf.tensor_data(info))
+                if name == info.name:  # a copy in place of the file's bytes (not the tied head's second one)
+                    _drop_pages(gguf, info.abs_offset, info.nbytes)
             repacked = Weights(gguf, rctx, rtensors, rbuf, mapped=False)
             if tied:
                 repacked.alias_of = {"output.weight": tied.name}
@@ -163,18 +165,20 @@ def _load_interleaved(gguf: GGUFFile, dev: Device, infos: list[TensorInfo], chun
         row_bytes = info.nbytes // tensor.ne[1]
         step = max(x16.ROWS, chunk_bytes // row_bytes // x16.ROWS * x16.ROWS)
         for row in range(0, tensor.ne[1], step):
-            tensor.write_gguf(data[row * row_bytes:min(tensor.ne[1], row + step) * row_bytes], row)
+            end = min(tensor.ne[1], row + step)
+            tensor.write_gguf(data[row * row_bytes:end * row_bytes], row)
+            _drop_pages(gguf, info.abs_offset + row * row_bytes, (end - row) * row_bytes)
         data.release()
-        _drop_pages(gguf, info.abs_offset, info.nbytes)
     return Weights(gguf, ctx, tensors, buffer, mapped=False)
 
 
 def _drop_pages(gguf: GGUFFile, offset: int, size: int) -> None:
-    """Tell the kernel this process no longer needs the mapped file pages of [offset, offset+size)."""
+    """Unmap the file pages of [offset, offset+size) from this process. The mapping is read-only
+    and file-backed, so a page a neighbouring tensor still reads in place just faults back in."""
     if gguf.mmap is None or not hasattr(mmap, "MADV_DONTNEED"):
         return
-    start = -(-offset // mmap.PAGESIZE) * mmap.PAGESIZE
-    end = (offset + size) // mmap.PAGESIZE * mmap.PAGESIZE
+    start = offset // mmap.PAGESIZE * mmap.PAGESIZE
+    end = min(len(gguf.mmap), -(-(offset + size) // mmap.PAGESIZE) * mmap.PAGESIZE)
     if end > start:
         gguf.mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
 
