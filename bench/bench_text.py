@@ -9,6 +9,8 @@ step's logits read back and the next token their argmax. (An argmax inside the g
 int instead of 1 MiB of logits, was tried: ggml's single-threaded argmax over Gemma's 262k
 vocabulary costs what the read saves.)
 llama.cpp runs with flash attention off and on (-fa 0,1); the ratio is against its faster one.
+On CPUs with AVX512-VNNI ggsight multiplies Q8_0/Q5_0 weights with its x16 kernels (ggml/x16.py;
+ggml's results bit for bit); --no-repack measures ggml's own kernels on the weights in place.
 llama.cpp is found via --llama-bench, $LLAMA_BENCH or PATH; without it its column is skipped.
 To build it from the same pinned source ggsight uses:
     pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 && tar xzf llama_cpp_python-0.3.36.tar.gz

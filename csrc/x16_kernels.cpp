@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "x16_kernels.h"
+#include "x16_layout.h"
 
 
 
@@ -69,9 +70,6 @@ struct Q8Block {
     static void quads(const uint8_t *p, __m512i u[8]) {
         for (int k = 0; k < 8; ++k) u[k] = _mm512_loadu_si512(p + 64 * k);
     }
-    static int value(const uint8_t *p, int64_t r, int j) {  // value j (0..31) of row r
-        return (int)p[64 * (j / 4) + 4 * r + j % 4] - kOffset;
-    }
 };
 
 struct Q5Block {
@@ -85,12 +83,6 @@ struct Q5Block {
         }
         const uint64_t *high = (const uint64_t *)(p + 256);
         for (int k = 0; k < 8; ++k) u[k] = _mm512_mask_add_epi8(u[k], high[k], u[k], bit4);
-    }
-    static int value(const uint8_t *p, int64_t r, int j) {
-        const int k = j / 4, i = k % 4, byte = p[64 * i + 4 * r + j % 4];
-        const int low = k < 4 ? byte & 0x0F : byte >> 4;
-        const int high = (int)((((const uint64_t *)(p + 256))[k] >> (4 * r + j % 4)) & 1);
-        return (low | high << 4) - kOffset;
     }
 };
 
@@ -185,6 +177,7 @@ void mul_mat(ggml_tensor *dst, int ith, int nth) {
     }
 }
 
+// Dequantized rows for an embedding lookup: a handful of rows per step, so plain code.
 template <class Block>
 void get_rows(ggml_tensor *dst, int ith, int nth) {
     const ggml_tensor *w = dst->src[0], *ids = dst->src[1];
@@ -198,11 +191,10 @@ void get_rows(ggml_tensor *dst, int ith, int nth) {
             continue;
         }
         const uint8_t *group = wp + (row / kRows) * nb * Block::kBytes;
-        const int64_t r = row % kRows;
         for (int64_t b = 0; b < nb; ++b) {
-            const uint8_t *p = group + b * Block::kBytes;
-            const float scale = _cvtsh_ss(((const uint16_t *)(p + Block::kScales))[r]);
-            for (int j = 0; j < 32; ++j) out[32 * b + j] = (float)Block::value(p, r, j) * scale;
+            const gs_x16::BlockValues v = gs_x16::load_x16_row(w->type, group + b * Block::kBytes, row % kRows);
+            const float scale = _cvtsh_ss(v.scale);
+            for (int j = 0; j < 32; ++j) out[32 * b + j] = (float)((int)v.u[j] - (int)Block::kOffset) * scale;
         }
     }
 }

@@ -1,0 +1,127 @@
+// The x16 layout (see x16_kernels.cpp) to and from the GGUF's, a block at a time.
+#include "x16_layout.h"
+
+#include <cstring>
+
+#include "internal.h"
+
+namespace gs_x16 {
+
+int64_t gguf_block_bytes(int type) { return type == GGML_TYPE_Q5_0 ? 22 : 34; }
+int64_t x16_block_bytes(int type) { return 16 * gguf_block_bytes(type); }
+
+BlockValues read_gguf_block(int type, const uint8_t *blk) {
+    BlockValues v;
+    std::memcpy(&v.scale, blk, 2);
+    if (type == GGML_TYPE_Q5_0) {
+        uint32_t qh;
+        std::memcpy(&qh, blk + 2, 4);
+        for (int j = 0; j < 32; ++j) {
+            const int low = j < 16 ? blk[6 + j] & 0x0F : blk[6 + j - 16] >> 4;
+            v.u[j] = (uint8_t)(low | ((qh >> j) & 1) << 4);
+        }
+    } else {
+        for (int j = 0; j < 32; ++j) v.u[j] = blk[2 + j] ^ 0x80;
+    }
+    return v;
+}
+
+void write_gguf_block(int type, const BlockValues &v, uint8_t *blk) {
+    std::memcpy(blk, &v.scale, 2);
+    if (type == GGML_TYPE_Q5_0) {
+        uint32_t qh = 0;
+        for (int j = 0; j < 32; ++j) qh |= (uint32_t)(v.u[j] >> 4) << j;
+        std::memcpy(blk + 2, &qh, 4);
+        for (int j = 0; j < 16; ++j) blk[6 + j] = (uint8_t)((v.u[j] & 0x0F) | (v.u[j + 16] & 0x0F) << 4);
+    } else {
+        for (int j = 0; j < 32; ++j) blk[2 + j] = v.u[j] ^ 0x80;
+    }
+}
+
+void store_x16_row(int type, const BlockValues &v, int64_t r, uint8_t *p) {
+    if (type == GGML_TYPE_Q5_0) {
+        for (int i = 0; i < 4; ++i) {
+            for (int j = 0; j < 4; ++j) p[64 * i + 4 * r + j] = (uint8_t)((v.u[4 * i + j] & 0x0F) | (v.u[16 + 4 * i + j] & 0x0F) << 4);
+        }
+        for (int k = 0; k < 8; ++k) {
+            uint64_t mask;
+            std::memcpy(&mask, p + 256 + 8 * k, 8);
+            for (int j = 0; j < 4; ++j) mask |= (uint64_t)(v.u[4 * k + j] >> 4) << (4 * r + j);
+            std::memcpy(p + 256 + 8 * k, &mask, 8);
+        }
+        std::memcpy(p + 320 + 2 * r, &v.scale, 2);
+    } else {
+        for (int k = 0; k < 8; ++k) std::memcpy(p + 64 * k + 4 * r, v.u + 4 * k, 4);
+        std::memcpy(p + 512 + 2 * r, &v.scale, 2);
+    }
+}
+
+BlockValues load_x16_row(int type, const uint8_t *p, int64_t r) {
+    BlockValues v;
+    if (type == GGML_TYPE_Q5_0) {
+        for (int k = 0; k < 8; ++k) {
+            uint64_t mask;
+            std::memcpy(&mask, p + 256 + 8 * k, 8);
+            for (int j = 0; j < 4; ++j) {
+                const uint8_t byte = p[64 * (k % 4) + 4 * r + j];
+                v.u[4 * k + j] = (uint8_t)((k < 4 ? byte & 0x0F : byte >> 4) | ((mask >> (4 * r + j)) & 1) << 4);
+            }
+        }
+        std::memcpy(&v.scale, p + 320 + 2 * r, 2);
+    } else {
+        for (int k = 0; k < 8; ++k) std::memcpy(v.u + 4 * k, p + 64 * k + 4 * r, 4);
+        std::memcpy(&v.scale, p + 512 + 2 * r, 2);
+    }
+    return v;
+}
+
+bool shape_ok(int type, int64_t n_in, int64_t n_rows, const char *what) {
+    if (type != GGML_TYPE_Q8_0 && type != GGML_TYPE_Q5_0) {
+        gs_fail(GS_ERR_INVALID, "%s: the x16 layout holds Q8_0 and Q5_0, not %s", what,
+                ggml_type_name((ggml_type)type));
+        return false;
+    }
+    if (n_in <= 0 || n_in % 32 != 0 || n_rows <= 0 || n_rows % 16 != 0) {
+        gs_fail(GS_ERR_INVALID, "%s: the x16 layout needs inputs a multiple of 32 and rows a multiple of 16, got "
+                "%lld x %lld", what, (long long)n_in, (long long)n_rows);
+        return false;
+    }
+    return true;
+}
+
+}  // namespace gs_x16
+
+using namespace gs_x16;
+
+extern "C" {
+
+int gs_pack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_rows) {
+    if (!src || !dst) return gs_fail(GS_ERR_INVALID, "gs_pack_x16: NULL argument");
+    if (!shape_ok(type, n_in, n_rows, "gs_pack_x16")) return GS_ERR_INVALID;
+    const int64_t nb = n_in / 32, in_block = gguf_block_bytes(type), out_block = x16_block_bytes(type);
+    std::memset(dst, 0, (size_t)(n_rows * nb * in_block));
+    for (int64_t row = 0; row < n_rows; ++row) {
+        uint8_t *group = (uint8_t *)dst + (row / 16) * nb * out_block;
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t *blk = (const uint8_t *)src + (row * nb + b) * in_block;
+            store_x16_row(type, read_gguf_block(type, blk), row % 16, group + b * out_block);
+        }
+    }
+    return GS_OK;
+}
+
+int gs_unpack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_rows) {
+    if (!src || !dst) return gs_fail(GS_ERR_INVALID, "gs_unpack_x16: NULL argument");
+    if (!shape_ok(type, n_in, n_rows, "gs_unpack_x16")) return GS_ERR_INVALID;
+    const int64_t nb = n_in / 32, in_block = x16_block_bytes(type), out_block = gguf_block_bytes(type);
+    for (int64_t row = 0; row < n_rows; ++row) {
+        const uint8_t *group = (const uint8_t *)src + (row / 16) * nb * in_block;
+        for (int64_t b = 0; b < nb; ++b) {
+            uint8_t *blk = (uint8_t *)dst + (row * nb + b) * out_block;
+            write_gguf_block(type, load_x16_row(type, group + b * in_block, row % 16), blk);
+        }
+    }
+    return GS_OK;
+}
+
+}  // extern "C"

@@ -1,0 +1,26 @@
+// Private to the shim: the x16 layout (described in x16_kernels.cpp), converted one 32-value
+// block at a time. Plain C++ for the baseline CPU: the loader and get_rows use it everywhere.
+#pragma once
+
+#include <cstdint>
+
+namespace gs_x16 {
+
+// One block of a row: its scale's fp16 bits and 32 unsigned values u (Q8_0: value + 128,
+// Q5_0: value + 16, as the GGUF stores it).
+struct BlockValues {
+    uint16_t scale;
+    uint8_t u[32];
+};
+
+int64_t gguf_block_bytes(int type);
+int64_t x16_block_bytes(int type);  // one block of all 16 rows of a group
+BlockValues read_gguf_block(int type, const uint8_t *blk);
+void write_gguf_block(int type, const BlockValues &v, uint8_t *blk);
+// Row r's share of the x16 block at p (zeroed before the first row is stored).
+void store_x16_row(int type, const BlockValues &v, int64_t r, uint8_t *p);
+BlockValues load_x16_row(int type, const uint8_t *p, int64_t r);
+// Q8_0 or Q5_0, inputs a multiple of 32, rows of whole groups; otherwise sets the error.
+bool shape_ok(int type, int64_t n_in, int64_t n_rows, const char *what);
+
+}  // namespace gs_x16
