@@ -72,7 +72,11 @@ bool x16_usable() {
 #endif
 }
 
-bool x16_weight_ok(const ggml_tensor *w, const char *what) {
+// The checks both x16 ops start with: arguments, the CPU, the packed weight.
+bool x16_args_ok(gs_context *c, gs_tensor *packed, gs_tensor *other, const char *what) {
+    if (!c || !packed || !other) return gs_fail(GS_ERR_INVALID, "%s: NULL argument", what), false;
+    if (!x16_usable()) return gs_fail(GS_ERR_UNSUPPORTED, "%s: this CPU (or build) has no AVX512-VNNI", what), false;
+    const ggml_tensor *w = T(packed);
     if (!ggml_is_matrix(w) || !ggml_is_contiguous(w) || !gs_x16::shape_ok(w->type, w->ne[0], w->ne[1], what)) {
         gs_fail(GS_ERR_INVALID, "%s: '%s' must be a contiguous Q8_0 or Q5_0 matrix in the x16 layout", what, w->name);
         return false;
@@ -95,16 +99,8 @@ int gs_amx_bf16_usable(void) { return amx_usable() ? 1 : 0; }
 int gs_x16_usable(void) { return x16_usable() ? 1 : 0; }
 
 gs_tensor *gs_mul_mat_x16(gs_context *c, gs_tensor *packed, gs_tensor *x) {
-    if (!c || !packed || !x) {
-        gs_fail(GS_ERR_INVALID, "gs_mul_mat_x16: NULL argument");
-        return nullptr;
-    }
-    if (!x16_usable()) {
-        gs_fail(GS_ERR_UNSUPPORTED, "gs_mul_mat_x16: this CPU (or build) has no AVX512-VNNI");
-        return nullptr;
-    }
+    if (!x16_args_ok(c, packed, x, "gs_mul_mat_x16")) return nullptr;
     ggml_tensor *w = T(packed), *xt = T(x);
-    if (!x16_weight_ok(w, "gs_mul_mat_x16")) return nullptr;
     if (!rows_contiguous(xt) || xt->ne[0] != w->ne[0]) {
         gs_fail(GS_ERR_INVALID, "gs_mul_mat_x16: input '%s' must be contiguous f32 with %lld rows (apply cont())",
                 xt->name, (long long)w->ne[0]);
@@ -121,16 +117,8 @@ gs_tensor *gs_mul_mat_x16(gs_context *c, gs_tensor *packed, gs_tensor *x) {
 }
 
 gs_tensor *gs_get_rows_x16(gs_context *c, gs_tensor *packed, gs_tensor *ids) {
-    if (!c || !packed || !ids) {
-        gs_fail(GS_ERR_INVALID, "gs_get_rows_x16: NULL argument");
-        return nullptr;
-    }
-    if (!x16_usable()) {
-        gs_fail(GS_ERR_UNSUPPORTED, "gs_get_rows_x16: this CPU (or build) has no AVX512-VNNI");
-        return nullptr;
-    }
+    if (!x16_args_ok(c, packed, ids, "gs_get_rows_x16")) return nullptr;
     ggml_tensor *w = T(packed), *it = T(ids);
-    if (!x16_weight_ok(w, "gs_get_rows_x16")) return nullptr;
     if (it->type != GGML_TYPE_I32 || !ggml_is_vector(it) || !ggml_is_contiguous(it)) {
         gs_fail(GS_ERR_INVALID, "gs_get_rows_x16: ids '%s' must be a contiguous i32 vector", it->name);
         return nullptr;

@@ -66,14 +66,14 @@ void quantize_row(const float *x, int64_t nb, int32_t offset, int8_t *q, float *
 }
 
 struct Q8Block {
-    static constexpr int64_t kBytes = 544, kScales = 512, kOffset = 128;
+    static constexpr int64_t kBytes = gs_x16::kQ8BlockBytes, kScales = gs_x16::kQ8Scales, kOffset = 128;
     static void quads(const uint8_t *p, __m512i u[8]) {
         for (int k = 0; k < 8; ++k) u[k] = _mm512_loadu_si512(p + 64 * k);
     }
 };
 
 struct Q5Block {
-    static constexpr int64_t kBytes = 352, kScales = 320, kOffset = 16;
+    static constexpr int64_t kBytes = gs_x16::kQ5BlockBytes, kScales = gs_x16::kQ5Scales, kOffset = 16;
     static void quads(const uint8_t *p, __m512i u[8]) {
         const __m512i low4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
         for (int i = 0; i < 4; ++i) {
@@ -81,7 +81,7 @@ struct Q5Block {
             u[i] = _mm512_and_si512(v, low4);
             u[i + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
         }
-        const uint64_t *high = (const uint64_t *)(p + 256);
+        const uint64_t *high = (const uint64_t *)(p + gs_x16::kQ5HighBits);
         for (int k = 0; k < 8; ++k) u[k] = _mm512_mask_add_epi8(u[k], high[k], u[k], bit4);
     }
 };

@@ -8,7 +8,7 @@
 namespace gs_x16 {
 
 int64_t gguf_block_bytes(int type) { return type == GGML_TYPE_Q5_0 ? 22 : 34; }
-int64_t x16_block_bytes(int type) { return 16 * gguf_block_bytes(type); }
+int64_t x16_block_bytes(int type) { return type == GGML_TYPE_Q5_0 ? kQ5BlockBytes : kQ8BlockBytes; }
 
 BlockValues read_gguf_block(int type, const uint8_t *blk) {
     BlockValues v;
@@ -45,14 +45,14 @@ void store_x16_row(int type, const BlockValues &v, int64_t r, uint8_t *p) {
         }
         for (int k = 0; k < 8; ++k) {
             uint64_t mask;
-            std::memcpy(&mask, p + 256 + 8 * k, 8);
+            std::memcpy(&mask, p + kQ5HighBits + 8 * k, 8);
             for (int j = 0; j < 4; ++j) mask |= (uint64_t)(v.u[4 * k + j] >> 4) << (4 * r + j);
-            std::memcpy(p + 256 + 8 * k, &mask, 8);
+            std::memcpy(p + kQ5HighBits + 8 * k, &mask, 8);
         }
-        std::memcpy(p + 320 + 2 * r, &v.scale, 2);
+        std::memcpy(p + kQ5Scales + 2 * r, &v.scale, 2);
     } else {
         for (int k = 0; k < 8; ++k) std::memcpy(p + 64 * k + 4 * r, v.u + 4 * k, 4);
-        std::memcpy(p + 512 + 2 * r, &v.scale, 2);
+        std::memcpy(p + kQ8Scales + 2 * r, &v.scale, 2);
     }
 }
 
@@ -61,16 +61,16 @@ BlockValues load_x16_row(int type, const uint8_t *p, int64_t r) {
     if (type == GGML_TYPE_Q5_0) {
         for (int k = 0; k < 8; ++k) {
             uint64_t mask;
-            std::memcpy(&mask, p + 256 + 8 * k, 8);
+            std::memcpy(&mask, p + kQ5HighBits + 8 * k, 8);
             for (int j = 0; j < 4; ++j) {
                 const uint8_t byte = p[64 * (k % 4) + 4 * r + j];
                 v.u[4 * k + j] = (uint8_t)((k < 4 ? byte & 0x0F : byte >> 4) | ((mask >> (4 * r + j)) & 1) << 4);
             }
         }
-        std::memcpy(&v.scale, p + 320 + 2 * r, 2);
+        std::memcpy(&v.scale, p + kQ5Scales + 2 * r, 2);
     } else {
         for (int k = 0; k < 8; ++k) std::memcpy(v.u + 4 * k, p + 64 * k + 4 * r, 4);
-        std::memcpy(&v.scale, p + 512 + 2 * r, 2);
+        std::memcpy(&v.scale, p + kQ8Scales + 2 * r, 2);
     }
     return v;
 }

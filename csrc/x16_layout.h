@@ -6,6 +6,10 @@
 
 namespace gs_x16 {
 
+// Byte offsets inside one x16 block (all 16 rows of a group, 32 values each).
+constexpr int64_t kQ8BlockBytes = 544, kQ8Scales = 512;                  // [8][16][4] values, [16] fp16
+constexpr int64_t kQ5BlockBytes = 352, kQ5HighBits = 256, kQ5Scales = 320;  // [4][16][4] nibbles, [8] masks, [16] fp16
+
 // One block of a row: its scale's fp16 bits and 32 unsigned values u (Q8_0: value + 128,
 // Q5_0: value + 16, as the GGUF stores it).
 struct BlockValues {

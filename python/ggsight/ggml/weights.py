@@ -126,10 +126,10 @@ def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: I
                 repacked.alias_of = {"output.weight": tied.name}
     interleaved = None
     if repack and dev.type == "cpu":
-        to_interleave = [i for i in infos if x16.packable(i.shape, i.dtype)]
-        if to_interleave:
-            infos = [i for i in infos if not x16.packable(i.shape, i.dtype)]
-            interleaved = _load_interleaved(gguf, dev, to_interleave)
+        packable = {i.name for i in infos if x16.packable(i.shape, i.dtype)}
+        if packable:
+            interleaved = _load_interleaved(gguf, dev, [i for i in infos if i.name in packable])
+            infos = [i for i in infos if i.name not in packable]
     weights = _load_plain(gguf, dev, infos, use_mmap, progress) if infos else interleaved
     if interleaved is not None and interleaved is not weights:
         weights.tensors.update(interleaved.tensors)

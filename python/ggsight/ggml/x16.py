@@ -9,8 +9,8 @@ projections of llama.cpp's Q4_K_M files.
 A packed weight keeps its type, shape and byte size (16 rows take the same bytes per block,
 reordered), so nothing else about it changes: `mul_mat` and `get_rows` on it build the shim's
 ops, `read()` gives the GGUF layout back, and ops that would read its bytes as ggml's refuse.
-Results equal ggml's up to the order of float additions: the same activation quantization and
-the same integer dot product per block.
+Results equal ggml's bit for bit: the same activation quantization, the same integer dot
+products and the same order of float additions.
 """
 from __future__ import annotations
 
