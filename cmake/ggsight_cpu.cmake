@@ -3,12 +3,16 @@
 # `pip install .` reads this machine's instruction sets and turns on ggml's options for them:
 # one CPU library tuned for the builder, like a native build. The portable wheel instead asks
 # for every variant (-DGGML_CPU_ALL_VARIANTS=ON -DGGML_NATIVE=OFF) and ggsight picks at run time.
-# Options given in CMAKE_ARGS win over what is read here.
+# Options given in CMAKE_ARGS win over what is read here. A build tree is re-read on every
+# configure: a tree configured on another CPU (a clone copied to another machine, a kept
+# build/ dir) gets this CPU's options, not the ones cached there.
 
 function(ggsight_cpu_from_host)
-    if(GGML_CPU_ALL_VARIANTS OR DEFINED CACHE{GGML_NATIVE})
+    # GGSIGHT_CPU_FROM_HOST: an earlier configure of this tree set GGML_NATIVE itself
+    if(GGML_CPU_ALL_VARIANTS OR (DEFINED CACHE{GGML_NATIVE} AND NOT GGSIGHT_CPU_FROM_HOST))
         return()
     endif()
+    set(GGSIGHT_CPU_FROM_HOST ON CACHE INTERNAL "GGML_NATIVE and the ISA options are read from the host")
     if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|i686)$")
         return()  # elsewhere (arm64, ...) ggml's native build works with dynamic backends
     endif()
@@ -42,8 +46,14 @@ function(ggsight_cpu_from_host)
                 set(on OFF)
             endif()
         endforeach()
+        # GGSIGHT_HOST_<option>: the value an earlier configure read from its host. A cached value
+        # equal to it was ours, and is replaced by this host's; any other was given by the user.
         if(NOT DEFINED CACHE{${option}})
             set(${option} ${on} CACHE BOOL "ggml: ${option} (read from this CPU by ggsight)")
+            set(GGSIGHT_HOST_${option} ${on} CACHE INTERNAL "")
+        elseif(DEFINED CACHE{GGSIGHT_HOST_${option}} AND "$CACHE{${option}}" STREQUAL "$CACHE{GGSIGHT_HOST_${option}}")
+            set(${option} ${on} CACHE BOOL "ggml: ${option} (read from this CPU by ggsight)" FORCE)
+            set(GGSIGHT_HOST_${option} ${on} CACHE INTERNAL "")
         endif()
         if(${option})
             list(APPEND enabled ${option})

@@ -1,17 +1,16 @@
 # What ggsight's build and its plug-in builds (backends/CMakeLists.txt) do to the same vendored,
 # unmodified ggml, kept in one place because the plug-ins must match ggsight's libraries exactly.
 
-# vendor/ggml empty (a git checkout): fetch the pin.
+# vendor/ggml empty (a git checkout) or holding another pin's tree (vendor/ggml/VERSION differs
+# from PIN): fetch the pin. An unpacked sdist's matching tree is left as it is, offline.
 function(ggsight_fetch_ggml ggml_dir)
-    if(EXISTS "${ggml_dir}/CMakeLists.txt")
-        return()
-    endif()
     find_package(Python COMPONENTS Interpreter REQUIRED)
-    message(STATUS "ggsight: vendor/ggml is empty, fetching the pinned ggml")
     execute_process(COMMAND "${Python_EXECUTABLE}" "${ggml_dir}/fetch.py" RESULT_VARIABLE fetch_rc)
     if(NOT fetch_rc EQUAL 0)
         message(FATAL_ERROR "ggsight: could not fetch ggml (see above); run python vendor/ggml/fetch.py")
     endif()
+    # a changed pin re-runs this configure step
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${ggml_dir}/PIN")
 endfunction()
 
 # Our names for ggml's core libraries (those of `cores` that exist), unversioned, and no version
