@@ -47,6 +47,15 @@ _MODULES = {
 }
 
 
+def _require_gguf() -> None:
+    """gguf is a runtime dependency, but an environment assembled by hand may lack it: one clear
+    line instead of a traceback from deep inside a writer."""
+    try:
+        import gguf  # noqa: F401
+    except ImportError as e:
+        raise ConvertError(f"converting needs the `gguf` package ({e}): pip install gguf") from None
+
+
 def _modules(config: dict, where: str):
     archs = config.get("architectures") or []
     for arch in archs:
@@ -198,6 +207,7 @@ def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
 
     outtype: "f32", "f16", "bf16" (2-D weights in that type, 1-D norms f32) or "q8_0" (2-D
     weights whose rows are a multiple of 32 in Q8_0, the rest f16/f32)."""
+    _require_gguf()
     import gguf
     hf_dir, out_path = Path(hf_dir), Path(out_path)
     if outtype not in OUTTYPES:
@@ -305,6 +315,7 @@ def convert_mmproj(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32
     outtype f32, f16 or bf16 for the matrices (q8_0 writes f16: the tower stays unquantized).
     A bf16 mmproj keeps a bf16 checkpoint's values exactly and runs on AMX tiles where the CPU
     has them."""
+    _require_gguf()
     hf_dir, out_path = Path(hf_dir), Path(out_path)
     if outtype not in OUTTYPES:
         raise ValueError(f"outtype {outtype!r}: expected one of {', '.join(OUTTYPES)}")
