@@ -60,7 +60,13 @@ def record_cases(out: Path, model, cases, hf_inputs: Callable, image_marker: str
         np.save(out / f"{name}.npy", logits.astype(np.float32))
         recorded.append({"name": name, "prompt": prompt, "images": files, "ids": ids[0].tolist(),
                          "greedy": greedy, **facts})
+    import transformers
+    # where transformers' generate() would stop (its generation config's end tokens): the
+    # greedy tokens above run past them, so an engine that stops there can be checked
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
     (out / "cases.json").write_text(json.dumps({
         "model": "text.gguf", "mmproj": "mmproj.gguf", "image_marker": image_marker,
-        "logits_tolerance": tolerance, "cases": recorded}, indent=1), encoding="utf-8")
+        "logits_tolerance": tolerance, "transformers_version": transformers.__version__,
+        "eos_token_ids": sorted(int(t) for t in eos), "cases": recorded}, indent=1), encoding="utf-8")
     return out

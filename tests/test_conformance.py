@@ -59,10 +59,26 @@ def test_ids_and_logits_match_transformers(arch, name):
 def test_greedy_tokens_match_transformers(arch, name):
     m, case = model_for(arch), case_of(arch, name)
     prompt, images = prompt_and_images(arch, case)
-    r = m.generate(prompt, images=images, raw=True, max_tokens=len(case["greedy"]), temperature=0)
-    # transformers kept going past end-of-generation tokens; we stop there
-    assert r.tokens == case["greedy"][:len(r.tokens)]
-    assert len(r.tokens) == len(case["greedy"]) or r.done_reason == "stop"
+    greedy = case["greedy"]
+    r = m.generate(prompt, images=images, raw=True, max_tokens=len(greedy), temperature=0)
+    assert r.tokens == greedy[:len(r.tokens)]
+    if len(r.tokens) < len(greedy):
+        # transformers kept going past end-of-generation tokens (it was asked to); an early stop
+        # is right only where its next token is one, i.e. where ggsight's sampler chose it too
+        n = len(r.tokens)
+        assert r.done_reason == "stop" and greedy[n] in m.tokenizer.eog_ids, (
+            f"stopped after {n} tokens ({r.done_reason}); transformers' next token there is {greedy[n]}, "
+            f"not an end-of-generation token {sorted(m.tokenizer.eog_ids)}")
+    else:
+        assert r.done_reason == "length"
+
+
+@pytest.mark.parametrize("arch", sorted(SUITES))
+def test_ggsight_stops_where_transformers_generate_would(arch):
+    """transformers' generate() stops at its generation config's end tokens (recorded); each is
+    an end-of-generation token for ggsight too, from the converted vocabulary."""
+    eos = SUITES[arch]["eos_token_ids"]
+    assert eos and set(eos) <= set(model_for(arch).tokenizer.eog_ids)
 
 
 @pytest.mark.torch
@@ -74,8 +90,33 @@ def test_the_script_reproduces_the_committed_fixtures(arch, tmp_path):
     import sys
     sys.path.insert(0, str(Path(__file__).parent))
     script = importlib.import_module(f"make_conformance_{arch}")
+    import transformers
+    assert SUITES[arch]["transformers_version"] == transformers.__version__, "re-record with the pinned transformers"
     fresh = json.loads((script.record(tmp_path) / "cases.json").read_text())
     assert fresh == SUITES[arch]
     for case in fresh["cases"]:
         a, b = np.load(tmp_path / f"{case['name']}.npy"), np.load(ROOT / arch / f"{case['name']}.npy")
         assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max()
+    # the committed GGUFs are what today's converter writes from the rebuilt checkpoint
+    for name in (SUITES[arch]["model"], SUITES[arch]["mmproj"]):
+        assert_same_gguf(tmp_path / name, ROOT / arch / name)
+
+
+def _gguf_contents(path: Path) -> tuple[dict, dict]:
+    import gguf
+    r = gguf.GGUFReader(str(path))
+    keys = {f.name: f.contents() for f in r.fields.values() if not f.name.startswith("GGUF.")}
+    tensors = {t.name: (t.tensor_type.name, tuple(int(n) for n in t.shape), np.asarray(t.data)) for t in r.tensors}
+    return keys, tensors
+
+
+def assert_same_gguf(fresh: Path, committed: Path) -> None:
+    """Same metadata keys and values, same tensors (names, types, shapes, bytes): the file layout
+    (key and tensor order, padding) may differ."""
+    (k1, t1), (k2, t2) = _gguf_contents(fresh), _gguf_contents(committed)
+    assert k1.keys() == k2.keys(), f"{committed.name}: keys {sorted(k1.keys() ^ k2.keys())} differ"
+    assert [k for k in k1 if k1[k] != k2[k]] == [], f"{committed.name}: metadata values differ"
+    assert t1.keys() == t2.keys(), f"{committed.name}: tensors {sorted(t1.keys() ^ t2.keys())} differ"
+    for name, (ty, shape, data) in t1.items():
+        assert (ty, shape) == t2[name][:2], f"{committed.name}: {name} is {ty} {shape}, committed {t2[name][:2]}"
+        assert np.array_equal(data.view(np.uint8), t2[name][2].view(np.uint8)), f"{committed.name}: {name} data"
