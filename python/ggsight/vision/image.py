@@ -22,9 +22,9 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS):
     bytes, a PIL image or a numpy array (HWC uint8, or HW grey)."""
     from PIL import Image, UnidentifiedImageError
     if isinstance(source, Image.Image):
-        return source
+        return _nonempty(source, "the PIL image")
     if isinstance(source, np.ndarray):
-        return _from_array(source)
+        return _nonempty(_from_array(source), "the image array")
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "image bytes"
     elif isinstance(source, (str, os.PathLike)):
@@ -42,17 +42,29 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS):
         img.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:   # Pillow's own limit, checked in open() already
+        raise ImageError(f"{name}: too many pixels to decode safely ({e})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name}: not a readable image ({e})") from None
+    return _nonempty(img, name)
+
+
+def _nonempty(img, name: str):
+    # a 0-pixel image would reach the resizers, which divide by its sides
+    if img.width == 0 or img.height == 0:
+        raise ImageError(f"{name} is empty ({img.width}x{img.height} pixels)")
     return img
 
 
 def _from_array(arr: np.ndarray):
     from PIL import Image
+    shape = arr.shape
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-        raise ImageError(f"an image array must be HxW or HxWxC with C in 1, 3, 4; got shape {arr.shape}")
+        raise ImageError(f"an image array must be HxW or HxWxC with C in 1, 3, 4; got shape {shape}")
+    if arr.size == 0:
+        raise ImageError(f"the image array is empty (shape {shape})")
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating) and arr.size and 0.0 <= arr.min() and arr.max() <= 1.0:
             arr = np.round(arr * 255.0)
