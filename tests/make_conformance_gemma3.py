@@ -50,8 +50,10 @@ def _tokenizer_json() -> dict:
     return tj
 
 
-def build_hf(hf_dir: Path):
-    """Save the tiny checkpoint + tokenizer to hf_dir; return (model, processor)."""
+def build_hf(hf_dir: Path, text: dict | None = None):
+    """Save the tiny checkpoint + tokenizer to hf_dir; return (model, processor). text:
+    text_config fields to change (tests/make_llamacpp_fixtures.py: query_pre_attn_scalar =
+    head_dim, the only value llama.cpp's Gemma 3 files can express)."""
     import torch
     import transformers
     from make_tiny_hf_gemma3 import CHAT_TEMPLATE
@@ -60,10 +62,11 @@ def build_hf(hf_dir: Path):
     rope = {"sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
             "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1_000_000.0}}
     cfg = transformers.Gemma3Config(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=6,
+        text_config={**dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=6,
                          num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=8,
                          sliding_window_pattern=6, query_pre_attn_scalar=12, rms_norm_eps=1e-6,
                          final_logit_softcapping=30.0, rope_parameters=rope, max_position_embeddings=512),
+                     **(text or {})},
         vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                            image_size=56, patch_size=7),   # 8 x 8 patches, pooled to 4 x 4 = 16 tokens
         mm_tokens_per_image=16, boi_token_index=vocab["<start_of_image>"],

@@ -36,22 +36,19 @@ CASES = [
 ]
 
 
-def record(out: Path) -> Path:
+def case_inputs(model, hf_dir: Path):
+    """(hf_inputs, logits_of) for record_cases: HF's prompt layout and tokenizer, ggsight's
+    pixels (see the module docstring), the model's logits computed as its forward would."""
     from types import SimpleNamespace
 
     import numpy as np
     import torch
     import transformers
-    from make_tiny_hf_llama4 import hf_logits, make_tiny_hf_llama4
+    from make_tiny_hf_llama4 import hf_logits
 
     from ggsight.models.llama4.processor import Llama4ImageConfig, preprocess
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        hf_dir = Path(tmp) / "hf"
-        model = make_tiny_hf_llama4(hf_dir)
-        convert(hf_dir, out)
-        tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(hf_dir / "tokenizer.json"))
-        pre = json.loads((hf_dir / "preprocessor_config.json").read_text())
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(hf_dir / "tokenizer.json"))
+    pre = json.loads((hf_dir / "preprocessor_config.json").read_text())
     vc = model.config.vision_config
     cfg = Llama4ImageConfig(tile_size=vc.image_size, max_patches=pre["max_patches"])
     patches_per_tile = int((vc.image_size // vc.patch_size) ** 2 * vc.pixel_shuffle_ratio ** 2)
@@ -70,10 +67,22 @@ def record(out: Path) -> Path:
         ids = tok(text, return_tensors="pt")["input_ids"]
         extra = {"pixel_values": torch.from_numpy(np.concatenate(tiles))} if images else {}
         return ids, extra, {"aspects": aspects}
+
     def logits_of(ids, extra):   # transformers 5.24's Llama4ForConditionalGeneration.forward fails
         if "pixel_values" in extra:
             return hf_logits(model, ids, extra["pixel_values"])
         return model.language_model(input_ids=ids).logits
+    return hf_inputs, logits_of
+
+
+def record(out: Path) -> Path:
+    from make_tiny_hf_llama4 import make_tiny_hf_llama4
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        hf_dir = Path(tmp) / "hf"
+        model = make_tiny_hf_llama4(hf_dir)
+        convert(hf_dir, out)
+        hf_inputs, logits_of = case_inputs(model, hf_dir)
     return record_cases(out, model, CASES, hf_inputs, IMAGE, logits_of=logits_of)
 
 

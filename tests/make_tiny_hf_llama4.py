@@ -85,10 +85,12 @@ def tiny_tokenizer_json() -> dict:
     }
 
 
-def tiny_config(ids: dict[str, int], n_tokens: int, *, tied: bool = False) -> dict:
-    """Llama4Config keyword arguments for the tiny model."""
+def tiny_config(ids: dict[str, int], n_tokens: int, *, tied: bool = False, vision: dict | None = None,
+                text: dict | None = None) -> dict:
+    """Llama4Config keyword arguments for the tiny model; vision, text: vision_config / text_config
+    fields to change."""
     return dict(
-        text_config=dict(
+        text_config={**dict(
             vocab_size=(n_tokens // 64 + 1) * 64, hidden_size=64, intermediate_size=32, intermediate_size_mlp=64,
             num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
             num_local_experts=4, num_experts_per_tok=1, interleave_moe_layer_step=2,
@@ -98,12 +100,12 @@ def tiny_config(ids: dict[str, int], n_tokens: int, *, tied: bool = False) -> di
                              "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
             bos_token_id=ids["<|begin_of_text|>"],
             eos_token_id=[ids["<|end_of_text|>"], ids["<|eom|>"], ids["<|eot|>"]],
-            pad_token_id=ids["<|finetune_right_pad|>"], tie_word_embeddings=tied),
-        vision_config=dict(
+            pad_token_id=ids["<|finetune_right_pad|>"], tie_word_embeddings=tied), **(text or {})},
+        vision_config={**dict(
             hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=TILE,
             patch_size=PATCH, num_channels=3, norm_eps=1e-5, pixel_shuffle_ratio=0.5, projector_input_dim=48,
             projector_output_dim=48, vision_output_dim=48, hidden_act="gelu",
-            rope_parameters={"rope_type": "default", "rope_theta": 1000.0}),
+            rope_parameters={"rope_type": "default", "rope_theta": 1000.0}), **(vision or {})},
         boi_token_index=ids["<|image_start|>"], eoi_token_index=ids["<|image_end|>"],
         image_token_index=ids["<|patch|>"], tie_word_embeddings=tied,
         architectures=["Llama4ForConditionalGeneration"])
@@ -127,8 +129,12 @@ def _init(model) -> None:
                 p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
 
 
-def make_tiny_hf_llama4(out_dir, seed: int = 0, *, tied: bool = False):
-    """Write the checkpoint to out_dir; returns the (float32, eval-mode) HF model."""
+def make_tiny_hf_llama4(out_dir, seed: int = 0, *, tied: bool = False, vision: dict | None = None,
+                        text: dict | None = None):
+    """Write the checkpoint to out_dir; returns the (float32, eval-mode) HF model. vision:
+    vision_config fields to change (tests/make_llamacpp_fixtures.py: 3 layers, the fewest for
+    which llama.cpp's converter maps the adapter's fc2, since its name table numbers it as a block);
+    text: text_config fields to change."""
     import torch
     from transformers import Llama4Config, Llama4ForConditionalGeneration
 
@@ -136,7 +142,8 @@ def make_tiny_hf_llama4(out_dir, seed: int = 0, *, tied: bool = False):
     out_dir.mkdir(parents=True, exist_ok=True)
     tj = tiny_tokenizer_json()
     ids = {t["content"]: t["id"] for t in tj["added_tokens"]}
-    config = Llama4Config(**tiny_config(ids, len(tj["model"]["vocab"]) + len(tj["added_tokens"]), tied=tied))
+    config = Llama4Config(**tiny_config(ids, len(tj["model"]["vocab"]) + len(tj["added_tokens"]), tied=tied,
+                                         vision=vision, text=text))
     torch.manual_seed(seed)
     model = Llama4ForConditionalGeneration(config).eval()
     _init(model)

@@ -106,8 +106,10 @@ def tiny_tokenizer_json() -> dict:
     }
 
 
-def make_tiny_hf_qwen25vl(out_dir, seed: int = 0, *, tied: bool = False):
-    """Write the checkpoint to out_dir; returns the (float32, eval-mode) HF model."""
+def make_tiny_hf_qwen25vl(out_dir, seed: int = 0, *, tied: bool = False, vision: dict | None = None):
+    """Write the checkpoint to out_dir; returns the (float32, eval-mode) HF model. vision:
+    vision_config fields to change (tests/make_llamacpp_fixtures.py: an evenly spaced
+    fullatt_block_indexes, which llama.cpp's converter requires)."""
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
@@ -122,10 +124,10 @@ def make_tiny_hf_qwen25vl(out_dir, seed: int = 0, *, tied: bool = False):
             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, rms_norm_eps=1e-6,
             rope_parameters={"rope_type": "default", "rope_theta": 10_000.0, "mrope_section": [2, 3, 3]},
             bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
-        vision_config=dict(
+        vision_config={**dict(
             depth=4, hidden_size=32, intermediate_size=64, num_heads=4, in_channels=3, patch_size=14,
             spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1, 2],
-            out_hidden_size=64),
+            out_hidden_size=64), **(vision or {})},
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=tied, architectures=["Qwen2_5_VLForConditionalGeneration"])

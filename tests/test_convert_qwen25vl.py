@@ -288,9 +288,9 @@ def test_the_checkpoints_pixel_budget_is_carried_over(hf, tmp_path):
     src = _copy(d, tmp_path / "hf")
     (src / "preprocessor_config.json").write_text(json.dumps({"min_pixels": 3136, "max_pixels": 12845056}))
     f = GGUFFile.open(convert_mmproj(src, tmp_path / "mm.gguf", progress=False))
-    assert f.get("clip.vision.min_pixels") == 3136 and f.get("clip.vision.max_pixels") == 12845056
+    assert f.get("clip.vision.image_min_pixels") == 3136 and f.get("clip.vision.image_max_pixels") == 12845056
     cfg = QwenImageConfig.from_gguf(f)
     assert (cfg.min_pixels, cfg.max_pixels) == (3136, 12845056)
     (src / "preprocessor_config.json").write_text(json.dumps({"size": {"shortest_edge": 1000, "longest_edge": 90000}}))
     f = GGUFFile.open(convert_mmproj(src, tmp_path / "mm2.gguf", progress=False))
-    assert f.get("clip.vision.max_pixels") == 90000
+    assert f.get("clip.vision.image_max_pixels") == 90000

@@ -1,6 +1,7 @@
 """Write a Gemma 3 mmproj GGUF (SigLIP tower + projector) in llama.cpp's convention."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Mapping
@@ -78,7 +79,16 @@ def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict, outtype:
                       eps=vc.get("layer_norm_eps", 1e-6),
                       projection_dim=tc.get("hidden_size", config.get("hidden_size", 0)),
                       mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-    w.add_uint32("clip.vision.mm_tokens_per_image", config.get("mm_tokens_per_image", 256))
+    tokens = int(config.get("mm_tokens_per_image", 256))
+    pool = (vc["image_size"] // vc["patch_size"]) // math.isqrt(tokens)
+    if pool <= 0:
+        raise ValueError(f"mm_tokens_per_image {tokens}: more tokens than the {vc['image_size'] // vc['patch_size']} "
+                         f"patches per side give")
+    # llama.cpp's keys: the pooling kernel (written here even where it is clip.cpp's default 4)
+    # and the GELU flag; mm_tokens_per_image is ggsight's (what earlier ggsight files carried)
+    w.add_uint32("clip.vision.projector.scale_factor", pool)
+    w.add_bool("clip.use_gelu", True)
+    w.add_uint32("clip.vision.mm_tokens_per_image", tokens)
     written = 0
     for hf_name, data in tensors.items():
         name = vision_tensor_name(hf_name)

@@ -190,11 +190,12 @@ def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, prog
         w.add_bool("clip.use_silu", True)
         w.add_bool("clip.vision.use_silu", True)
         # the checkpoint's own pixel budget (released Qwen2.5-VL: up to 12.8 MP, not HF's class
-        # default of 1 MP); ggsight's names, which llama.cpp ignores
+        # default of 1 MP), under llama.cpp's key names (its Qwen2.5-VL path fixes the budget
+        # itself and ignores them)
         for key, size_key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
             value = pre.get(key, (pre.get("size") or {}).get(size_key))
             if value is not None:
-                w.add_uint32(f"clip.vision.{key}", int(value))
+                w.add_uint32(f"clip.vision.image_{key}", int(value))
         write_tensors(w, jobs, progress)
     finally:
         w.close()

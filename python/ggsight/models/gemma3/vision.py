@@ -8,6 +8,8 @@ from ...ggml import Context, DType, Tensor, required
 from ...nn import WeightBinder, attention, gelu_tanh, patch_embed, rms_norm
 from ...nn.tiles import TileKernels
 
+_DEFAULT_POOL = 4   # clip.cpp's n_merge for PROJECTOR_TYPE_GEMMA3
+
 
 @dataclass(frozen=True)
 class Gemma3VisionConfig:
@@ -28,8 +30,15 @@ class Gemma3VisionConfig:
             return required(gguf, f"clip.vision.{name}", default)
         image_size, patch = int(key("image_size")), int(key("patch_size"))
         side = image_size // patch
-        tokens = int(gguf.get("clip.vision.mm_tokens_per_image", 256))
-        pool = int(gguf.get("clip.vision.projector.scale_factor", 0)) or side // int(math.isqrt(tokens))
+        # llama.cpp's converter writes the pooling kernel only where it is not 4 (every released
+        # size pools 64 -> 16 per side) and clip.cpp then uses 4; ggsight's earlier files said
+        # mm_tokens_per_image instead
+        pool = gguf.get("clip.vision.projector.scale_factor")
+        if pool is None and gguf.get("clip.vision.mm_tokens_per_image") is not None:
+            pool = side // math.isqrt(int(gguf.get("clip.vision.mm_tokens_per_image")))
+        pool = int(_DEFAULT_POOL if pool is None else pool)
+        if not 0 < pool <= side:
+            raise ValueError(f"{gguf.path}: pooling kernel {pool} for {side} patches per side")
         eps = float(key("attention.layer_norm_epsilon", 1e-6))
         return cls(image_size=image_size, patch_size=patch, n_embd=int(key("embedding_length")),
                    n_ff=int(key("feed_forward_length")), n_layer=int(key("block_count")),
@@ -99,8 +108,11 @@ class Gemma3Vision:
             x = x.pool_2d(1, c.pool, c.pool, c.pool, c.pool)                      # [side/pool, side/pool, n_embd]
             x = x.reshape(c.n_tokens, c.n_embd).transpose().cont()               # [n_embd, n_tokens]
             x = rms_norm(x, self.soft_emb_norm, c.proj_eps)
-            # llama.cpp's files keep HF's [n_embd, n_embd_text] matrix as is: transpose it here
-            proj = self.proj.transpose().cont()                                    # [n_embd, n_embd_text]
+            # llama.cpp's files keep HF's [n_embd, n_embd_text] matrix as is: transpose it here.
+            # Its converter writes this matrix f16 even in an f32 file; an f32 tower widens it
+            # again, since ggml would otherwise round the activations to f16 for the product
+            proj = self.proj.cast(DType.F32) if self.exact and self.proj.dtype != DType.F32 else self.proj
+            proj = proj.transpose().cont()                                         # [n_embd, n_embd_text]
             return proj.mul_mat(x).named("mm_out")                                 # [n_embd_text, n_tokens]
 
     def _attention(self, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:

@@ -78,8 +78,10 @@ class Llama4Vision:
         self.layers = []
         for il in range(c.n_layer):
             b = f"v.blk.{il}."
-            self.layers.append({n: (w(b + n + ".weight"), w(b + n + ".bias"))
-                                for n in ("ln1", "ln2", "attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")})
+            L = {n: (w(b + n + ".weight"), w(b + n + ".bias"))
+                 for n in ("ln1", "attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")}
+            L["ln2"] = self._pre_ffn_norm(w, b, c.n_embd)
+            self.layers.append(L)
         self.mlp1 = w("mm.model.mlp.1.weight")
         self.mlp2 = w("mm.model.mlp.2.weight")
         self.proj = w("mm.model.fc.weight", (self.mlp2.ne[1], c.n_embd_text))
@@ -88,6 +90,19 @@ class Llama4Vision:
         matrices = [L[n][0] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")]
         self.kernels = TileKernels(matrices + [self.mlp1, self.mlp2, self.proj], bf16_tiles)
         self.exact = all(m.dtype == DType.F32 for m in matrices)
+
+    @staticmethod
+    def _pre_ffn_norm(w: WeightBinder, b: str, n_embd: int) -> tuple:
+        """HF's post_attention_layernorm, the norm before the MLP: v.blk.N.ln2 (what clip.cpp
+        reads), or v.blk.N.attn_post_norm in files from llama.cpp's converter (llama-cpp-python
+        0.3.36), whose name table also maps that HF name for Gemma 4, and the later entry wins.
+        A Llama 4 block has no norm after attention, so the name can mean nothing else here
+        (clip.cpp itself would apply it after attention and skip the pre-MLP norm)."""
+        for name in ("ln2", "attn_post_norm"):
+            weight = w.optional(f"{b}{name}.weight", (n_embd,))
+            if weight is not None:
+                return weight, w(f"{b}{name}.bias", (n_embd,))
+        return w(f"{b}ln2.weight", (n_embd,)), None   # reports the missing tensor by clip.cpp's name
 
     def _rope_2d(self, t: Tensor, pos_x: Tensor, pos_y: Tensor, n: int) -> Tensor:
         """HF's complex rotation of interleaved pairs: the first half of each head turns with the

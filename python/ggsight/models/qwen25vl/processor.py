@@ -33,9 +33,9 @@ class QwenImageConfig:
     @classmethod
     def from_gguf(cls, gguf, **overrides) -> "QwenImageConfig":
         def pixels(name, default):
-            # our name first, then llama.cpp's (clip.vision.image_min_pixels) for its mmproj files
-            value = gguf.get(f"clip.vision.{name}", None)
-            value = gguf.get(f"clip.vision.image_{name}", None) if value is None else value
+            # llama.cpp's name (clip.vision.image_min_pixels), then the one earlier ggsight files used
+            value = gguf.get(f"clip.vision.image_{name}", None)
+            value = gguf.get(f"clip.vision.{name}", None) if value is None else value
             return int(value) if value is not None else default
 
         mean = gguf.get("clip.vision.image_mean", None)

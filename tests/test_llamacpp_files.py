@@ -1,0 +1,83 @@
+"""GGUF files written by llama.cpp's own converter, and Ollama's single-file layout, load in
+ggsight and match transformers (no torch needed).
+
+tests/data/llamacpp/<arch>/ was written by tests/make_llamacpp_fixtures.py: llama.cpp's
+convert_hf_to_gguf.py (from the pinned llama-cpp-python sdist) made text.gguf + mmproj.gguf of a
+tiny random checkpoint, transformers recorded the token ids, float32 logits at every position and
+greedy tokens. gemma3-ollama/ holds the same Gemma 3 checkpoint as one file in Ollama's layout
+(its converter's tensor names and keys), checked against the same recording."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ggsight
+from ggsight.ggml import GGUFFile
+
+ROOT = Path(__file__).parent / "data" / "llamacpp"
+SUITES = {p.name: json.loads((p / "cases.json").read_text()) for p in sorted(ROOT.iterdir())
+          if (p / "cases.json").is_file()}
+# Ollama's single file has no recording of its own: it is the gemma3 checkpoint
+OLLAMA = ROOT / "gemma3-ollama" / "model.gguf"
+RUNS = {**{arch: (arch, ROOT / arch / s["model"], ROOT / arch / s["mmproj"]) for arch, s in SUITES.items()},
+        "gemma3-ollama": ("gemma3", OLLAMA, None)}
+CASES = [(run, case["name"]) for run, (arch, _, _) in RUNS.items() for case in SUITES[arch]["cases"]]
+_models: dict = {}
+
+
+def model_for(run: str) -> ggsight.Model:
+    if run not in _models:
+        _, model, mmproj = RUNS[run]
+        # f32 weights with an f32 cache: the comparison is of the model's maths, not of KV rounding
+        _models[run] = ggsight.load(model, mmproj=mmproj, n_ctx=256, n_batch=64, kv_type="f32")
+    return _models[run]
+
+
+def case_of(run: str, name: str) -> tuple[str, dict, str, list[str]]:
+    arch = RUNS[run][0]
+    suite = SUITES[arch]
+    case = next(c for c in suite["cases"] if c["name"] == name)
+    prompt = case["prompt"].replace(suite["image_marker"], ggsight.IMAGE)
+    return arch, case, prompt, [str(ROOT / arch / f) for f in case["images"]]
+
+
+def test_every_architecture_has_llamacpp_files_with_a_text_and_an_image_case():
+    assert sorted(SUITES) == ["gemma3", "llama4", "qwen25vl"]
+    for arch, suite in SUITES.items():
+        assert suite["converter"].startswith("llama.cpp convert_hf_to_gguf.py") and suite["transformers_version"]
+        kinds = {bool(c["images"]) for c in suite["cases"]}
+        assert kinds == {False, True}, arch
+        assert GGUFFile.open(ROOT / arch / "mmproj.gguf").get("general.architecture") == "clip"
+    assert OLLAMA.is_file()
+
+
+@pytest.mark.parametrize("run,name", CASES)
+def test_ids_and_logits_match_transformers(run, name):
+    m = model_for(run)
+    arch, case, prompt, images = case_of(run, name)
+    ids, logits = m.evaluate(prompt, images=images)
+    assert ids == case["ids"]
+    ref = np.load(ROOT / arch / f"{name}.npy")
+    err = float(np.abs(logits - ref).max() / np.abs(ref).max())
+    print(f"\n{run} {name} ({len(ids)} tokens, {len(images)} image(s)): max|diff|/max|logit| = {err:.2e}")
+    assert err < SUITES[arch]["logits_tolerance"]
+    assert (logits.argmax(1) == ref.argmax(1)).all()
+
+
+@pytest.mark.parametrize("run,name", CASES)
+def test_greedy_tokens_match_transformers(run, name):
+    m = model_for(run)
+    _, case, prompt, images = case_of(run, name)
+    r = m.generate(prompt, images=images, raw=True, max_tokens=len(case["greedy"]), temperature=0)
+    # transformers kept going past end-of-generation tokens; we stop there
+    assert r.tokens == case["greedy"][:len(r.tokens)]
+    assert len(r.tokens) == len(case["greedy"]) or r.done_reason == "stop"
+
+
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_every_tensor_of_the_files_is_used(run):
+    m = model_for(run)
+    assert not m.net.binder.unused
+    if m.images is not None:
+        assert not m.images.vision.binder.unused
