@@ -27,6 +27,10 @@ tokenizer gives for a test text, which only the real 150k-token vocabularies pro
 hash is unknown, the converter is told the name the real checkpoint's hash gives ("qwen2",
 "llama4"); everything else it computes itself.
 
+The Gemma 3 checkpoint is also written as one file in Ollama's layout (tensor names and keys of
+Ollama's converter, read from its source, not from ggsight's own rename table), into
+tests/data/llamacpp/gemma3-ollama/model.gguf; it is checked against the same recording.
+
     python tests/make_llamacpp_fixtures.py [ARCH ...]     (default: all three)
 """
 from __future__ import annotations
@@ -138,6 +142,89 @@ def _write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj), encoding="utf-8")
 
 
+# ------------------------------------------------------------------ Ollama's single file
+
+# Ollama's convert/convert_gemma3.go (v0.24.0, the last release with its Go engine): its HF ->
+# GGUF name replacements, applied as Go's strings.Replacer does (left to right; where several
+# match at one place, the first listed wins)
+OLLAMA_GEMMA3_REPLACEMENTS = [
+    ("lm_head", "output"), ("model.embed_tokens", "token_embd"), ("model.norm", "output_norm"),
+    ("vision_tower.vision_model.embeddings", "v"), ("vision_tower.vision_model", "v"),
+    ("vision_model.vision_model.embeddings", "v"), ("vision_model.vision_model", "v"),
+    ("language_model.", ""), ("model.layers", "blk"), ("encoder.layers", "blk"),
+    ("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.q_norm", "attn_q_norm"),
+    ("self_attn.k_proj", "attn_k"), ("self_attn.k_norm", "attn_k_norm"), ("self_attn.v_proj", "attn_v"),
+    ("self_attn.o_proj", "attn_output"), ("self_attn.out_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate"),
+    ("mlp.down_proj", "ffn_down"), ("mlp.up_proj", "ffn_up"), ("post_attention_layernorm", "post_attention_norm"),
+    ("pre_feedforward_layernorm", "ffn_norm"), ("post_feedforward_layernorm", "post_ffw_norm"),
+    ("input_projection_weight", "input_projection.weight"), ("multi_modal_projector", "mm"),
+]
+
+
+def ollama_name(hf_name: str, table=OLLAMA_GEMMA3_REPLACEMENTS) -> str:
+    out, i = [], 0
+    while i < len(hf_name):
+        hit = next(((old, new) for old, new in table if hf_name.startswith(old, i)), None)
+        out.append(hit[1] if hit else hf_name[i])
+        i += len(hit[0]) if hit else 1
+    return "".join(out)
+
+
+def write_ollama_gemma3(hf_dir: Path, llamacpp_text: Path, path: Path) -> None:
+    """The checkpoint as Ollama's converter lays out a Gemma3ForConditionalGeneration: one file,
+    its tensor names, its keys (the `gemma3.vision.*` / `gemma3.mm.tokens_per_image` of its KV()),
+    its value change (+1 on norms outside `v.`). The tokenizer.ggml.* keys, which Ollama names as
+    llama.cpp does, are copied from llama.cpp's text GGUF of the same checkpoint."""
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from ggsight.ggml import GGUFFile
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    tc, vc = cfg["text_config"], cfg["vision_config"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = gguf.GGUFWriter(str(path), "gemma3")
+    w.add_uint32("general.file_type", 0)
+    for key, value in {
+            "block_count": tc["num_hidden_layers"], "attention.head_count": tc["num_attention_heads"],
+            "attention.head_count_kv": tc["num_key_value_heads"], "context_length": 131072,
+            "embedding_length": tc["hidden_size"], "feed_forward_length": tc["intermediate_size"],
+            "attention.sliding_window": tc["sliding_window"], "vision.block_count": vc["num_hidden_layers"],
+            "vision.embedding_length": vc["hidden_size"], "vision.feed_forward_length": vc["intermediate_size"],
+            "vision.image_size": vc["image_size"], "vision.patch_size": vc["patch_size"], "vision.num_channels": 3,
+            "vision.attention.head_count": vc["num_attention_heads"], "attention.key_length": tc["head_dim"],
+            "attention.value_length": tc["head_dim"], "mm.tokens_per_image": cfg["mm_tokens_per_image"]}.items():
+        w.add_uint32(f"gemma3.{key}", int(value))
+    w.add_float32("gemma3.vision.attention.layer_norm_epsilon", vc.get("layer_norm_eps", 1e-6))
+    # the key Ollama's runtime reads for linear rope scaling (model_text.go), which its converter
+    # leaves out for the multimodal models (and Ollama then sets 8 by layer count)
+    w.add_float32("gemma3.rope.scaling.factor", float(tc["rope_parameters"]["full_attention"]["factor"]))
+    text = GGUFFile.open(llamacpp_text)
+    for key, value in text.metadata.items():
+        if key.startswith("tokenizer."):
+            vtype = text.metadata_types[key]
+            if vtype == gguf.GGUFValueType.ARRAY:
+                w.add_array(key, value.tolist() if hasattr(value, "tolist") else list(value))
+            else:
+                w.add_key_value(key, value.item() if hasattr(value, "item") else value, vtype)
+    for hf_name, data in load_file(str(hf_dir / "model.safetensors")).items():
+        if ".head." in hf_name:   # SigLIP's pooling head: in the tiny model, not in released ones
+            continue
+        name = ollama_name(hf_name)
+        data = data.astype(np.float32)
+        if not name.startswith("v.") and name.endswith("_norm.weight"):
+            data = data + np.float32(1.0)
+        # Ollama writes 2-D weights f16 by default; this one so, to hold what llama.cpp's f32
+        # file holds (its f16 input projection), so that one recording serves both
+        if name == "mm.mm_input_projection.weight":
+            data = data.astype(np.float16)
+        w.add_tensor(name, data)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 # ------------------------------------------------------------------ the three architectures
 
 def gemma3(hf_dir: Path):
@@ -207,6 +294,8 @@ def record(arch: str, out: Path, tree: Path) -> Path:
         hf_dir = Path(tmp) / "hf"
         model, cases, hf_inputs, logits_of, marker, pre = ARCHS[arch](hf_dir)
         convert_llamacpp(tree, hf_dir, out, pre)
+        if arch == "gemma3":
+            write_ollama_gemma3(hf_dir, out / "text.gguf", out.parent / "gemma3-ollama" / "model.gguf")
         record_cases(out, model, cases, hf_inputs, marker, logits_of=logits_of)
     suite = json.loads((out / "cases.json").read_text())
     suite = {"converter": "llama.cpp convert_hf_to_gguf.py, " + _pinned(), "transformers_version":
