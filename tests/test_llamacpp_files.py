@@ -81,3 +81,24 @@ def test_every_tensor_of_the_files_is_used(run):
     assert not m.net.binder.unused
     if m.images is not None:
         assert not m.images.vision.binder.unused
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("arch", sorted(SUITES))
+def test_the_script_reproduces_the_committed_fixtures(arch, tmp_path):
+    """llama.cpp's converter (from the pinned sdist) run again writes the same tensors, and
+    transformers the same recording."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    import make_llamacpp_fixtures as script
+    fresh = json.loads((script.record(arch, tmp_path / arch, script.llamacpp_tree(tmp_path)) / "cases.json").read_text())
+    assert fresh == SUITES[arch]
+    for name in ("text.gguf", "mmproj.gguf"):
+        a, b = GGUFFile.open(tmp_path / arch / name), GGUFFile.open(ROOT / arch / name)
+        assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
+        assert all(np.array_equal(a.tensor_numpy(t), b.tensor_numpy(t.name)) for t in a.tensors)
+    for case in fresh["cases"]:
+        x, y = np.load(tmp_path / arch / f"{case['name']}.npy"), np.load(ROOT / arch / f"{case['name']}.npy")
+        assert np.abs(x - y).max() <= 1e-5 * np.abs(y).max()
