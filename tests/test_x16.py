@@ -71,7 +71,8 @@ def _run(build, inputs):
 
 @needs_x16
 @pytest.mark.parametrize("dtype", TYPES)
-@pytest.mark.parametrize("n_tokens", [1, 2, 3, 7])
+# 1..7: ggml's vec_dot path; 16 and up: its llamafile sgemm (prompt batches)
+@pytest.mark.parametrize("n_tokens", [1, 2, 3, 7, 16, 65, 512])
 def test_mul_mat_and_get_rows_equal_ggml_bit_for_bit(dtype, n_tokens):
     n_in, n_rows = 160, 48
     keep = _weight_pair(dtype, n_rows, n_in, seed=n_tokens)

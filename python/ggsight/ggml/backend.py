@@ -73,10 +73,28 @@ def device_alloc_size(device_index: int, t: Tensor) -> int:
 
 
 def default_threads() -> int:
+    """One thread per physical core this process may run on, as llama.cpp's default (hyper-threads
+    share a core's vector units, so a second thread per core slows ggml's kernels; and the same
+    thread count as llama.cpp keeps thread-count-dependent reductions, such as flash attention
+    split over a long cache, the same as llama.cpp's)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        allowed = sorted(os.sched_getaffinity(0))
     except AttributeError:
         return max(1, os.cpu_count() or 1)
+    return max(1, physical_cores(allowed))
+
+
+def physical_cores(cpus: list[int], sysfs: str = "/sys/devices/system/cpu") -> int:
+    """How many distinct cores the logical CPUs `cpus` lie on (their sets of thread siblings);
+    len(cpus) where the topology cannot be read."""
+    cores = set()
+    for cpu in cpus:
+        try:
+            with open(f"{sysfs}/cpu{cpu}/topology/thread_siblings_list") as f:
+                cores.add(f.read().strip())
+        except OSError:
+            return len(cpus)
+    return len(cores)
 
 
 class Backend:
