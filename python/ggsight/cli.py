@@ -61,7 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
-    args = ap.parse_args(argv)
+    # `run MODEL --ctx 512 "prompt"`: argparse stops a nargs="*" positional at the first option
+    # and calls the prompt after it unrecognized; positionals left over go back to the command
+    args, extra = ap.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) != "run" or any(a.startswith("-") for a in extra):
+            ap.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.args += extra
     if not getattr(args, "func", None):
         ap.print_help()
         return 2

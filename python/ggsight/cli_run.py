@@ -130,12 +130,12 @@ def repl(model, options: dict, verbose: bool) -> int:
                 continue
             name, value = parts[2], parts[3]
             try:
-                options[name] = int(value) if value.lstrip("-").isdigit() else float(value)
-                model._params({k: v for k, v in options.items() if k != "num_predict"}, {})
-            except (ValueError, TypeError) as e:
-                options.pop(name, None)
+                trial = {**options, name: int(value) if value.lstrip("-").isdigit() else float(value)}
+                model._params({k: v for k, v in trial.items() if k != "num_predict"}, {})
+            except (ValueError, TypeError) as e:   # the earlier value, if any, stays
                 print(f"Couldn't set parameter: {e}")
                 continue
+            options.update(trial)
             print(f"Set parameter '{name}' to '{value}'")
             continue
         if cmd.startswith("/"):
