@@ -78,11 +78,7 @@ def test_unknown_architecture(fixture, tmp_path):
         ggsight.load(out, n_ctx=64)
 
 
-@pytest.mark.parametrize("fixture", [
-    pytest.param("gemma3", marks=pytest.mark.xfail(
-        strict=True, raises=TypeError,
-        reason="models/gemma3/config.py reads its keys with gguf.get, not ggml.required: a TypeError")),
-    "qwen25vl", "llama4"])
+@pytest.mark.parametrize("fixture", FIXTURES)
 @pytest.mark.parametrize("key", ["block_count", "embedding_length"])
 def test_missing_metadata_key(fixture, key, tmp_path):
     src = ROOT / fixture / "text.gguf"

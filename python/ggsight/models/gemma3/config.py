@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ...ggml import required
+
 ARCH = "gemma3"
 
 
@@ -30,10 +32,13 @@ class Gemma3Config:
     def from_gguf(cls, gguf) -> "Gemma3Config":
         def key(name, default=None):
             return gguf.get(f"{ARCH}.{name}", default)
-        n_embd = int(key("embedding_length"))
-        n_head = int(key("attention.head_count"))
+
+        def need(name):  # no default: a GGUFError naming the file and the key
+            return required(gguf, f"{ARCH}.{name}")
+        n_embd = int(need("embedding_length"))
+        n_head = int(need("attention.head_count"))
         head_dim = int(key("attention.key_length", n_embd // n_head))
-        n_layer = int(key("block_count"))
+        n_layer = int(need("block_count"))
         factor = float(key("rope.scaling.factor", 1.0) or 1.0)
         # Known data fix: Ollama's files leave out the linear rope scaling (factor 8) that
         # the 4B, 12B and 27B checkpoints use on global layers.
@@ -47,7 +52,7 @@ class Gemma3Config:
         return cls(
             n_layer=n_layer,
             n_embd=n_embd,
-            n_ff=int(key("feed_forward_length")),
+            n_ff=int(need("feed_forward_length")),
             n_head=n_head,
             n_head_kv=int(key("attention.head_count_kv", n_head)),
             head_dim=head_dim,
