@@ -103,9 +103,13 @@ def obtain_sdist(pin: dict[str, str], workdir: Path) -> Path:
     candidates = [Path(local)] if local else []
     candidates.append(cached)
     for path in candidates:
-        if path.is_file() and sha256_of(path) == want:
+        if not path.is_file():
+            continue
+        got = sha256_of(path)
+        if got == want:
             print(f"fetch-ggml: using {path}", flush=True)
             return path
+        print(f"fetch-ggml: ignoring {path}: sha256 {got}, pinned {want}", file=sys.stderr, flush=True)
     try:
         sdist = download(pin, workdir)
     except (OSError, subprocess.CalledProcessError) as e:
