@@ -40,7 +40,7 @@ def test_extreme_aspect_ratio_and_empty_images_raise_value_error():
     with pytest.raises(ValueError, match="aspect ratio"):
         preprocess(make(4000, 10))
     for w, h in [(0, 10), (10, 0), (0, 0)]:
-        with pytest.raises(ValueError, match="at least 1 pixel"):
+        with pytest.raises(ValueError, match=rf"image is empty \({w}x{h} pixels\)"):
             preprocess(Image.new("RGB", (w, h)))
 
 
