@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import ggsight
+from conformance_checks import check_greedy, check_logits
 
 ROOT = Path(__file__).parent / "data" / "conformance"
 SUITES = {p.name: json.loads((p / "cases.json").read_text()) for p in sorted(ROOT.iterdir())
@@ -46,31 +47,15 @@ def test_fixtures_exist():
 def test_ids_and_logits_match_transformers(arch, name):
     m, case = model_for(arch), case_of(arch, name)
     prompt, images = prompt_and_images(arch, case)
-    ids, logits = m.evaluate(prompt, images=images)
-    assert ids == case["ids"]
-    ref = np.load(ROOT / arch / f"{name}.npy")
-    err = float(np.abs(logits - ref).max() / np.abs(ref).max())
-    print(f"\n{arch} {name} ({len(ids)} tokens, {len(images)} image(s)): max|diff|/max|logit| = {err:.2e}")
-    assert err < SUITES[arch]["logits_tolerance"]
-    assert (logits.argmax(1) == ref.argmax(1)).all()
+    check_logits(m, prompt, images, case, np.load(ROOT / arch / f"{name}.npy"), SUITES[arch]["logits_tolerance"],
+                 f"{arch} {name}")
 
 
 @pytest.mark.parametrize("arch,name", CASES)
 def test_greedy_tokens_match_transformers(arch, name):
     m, case = model_for(arch), case_of(arch, name)
     prompt, images = prompt_and_images(arch, case)
-    greedy = case["greedy"]
-    r = m.generate(prompt, images=images, raw=True, max_tokens=len(greedy), temperature=0)
-    assert r.tokens == greedy[:len(r.tokens)]
-    if len(r.tokens) < len(greedy):
-        # transformers kept going past end-of-generation tokens (it was asked to); an early stop
-        # is right only where its next token is one, i.e. where ggsight's sampler chose it too
-        n = len(r.tokens)
-        assert r.done_reason == "stop" and greedy[n] in m.tokenizer.eog_ids, (
-            f"stopped after {n} tokens ({r.done_reason}); transformers' next token there is {greedy[n]}, "
-            f"not an end-of-generation token {sorted(m.tokenizer.eog_ids)}")
-    else:
-        assert r.done_reason == "length"
+    check_greedy(m, prompt, images, case["greedy"])
 
 
 @pytest.mark.parametrize("arch", sorted(SUITES))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import ggsight
+from conformance_checks import check_greedy, check_logits
 from ggsight.ggml import GGUFFile
 
 ROOT = Path(__file__).parent / "data" / "llamacpp"
@@ -54,25 +55,15 @@ def test_every_architecture_has_llamacpp_files_with_a_text_and_an_image_case():
 
 @pytest.mark.parametrize("run,name", CASES)
 def test_ids_and_logits_match_transformers(run, name):
-    m = model_for(run)
     arch, case, prompt, images = case_of(run, name)
-    ids, logits = m.evaluate(prompt, images=images)
-    assert ids == case["ids"]
-    ref = np.load(ROOT / arch / f"{name}.npy")
-    err = float(np.abs(logits - ref).max() / np.abs(ref).max())
-    print(f"\n{run} {name} ({len(ids)} tokens, {len(images)} image(s)): max|diff|/max|logit| = {err:.2e}")
-    assert err < SUITES[arch]["logits_tolerance"]
-    assert (logits.argmax(1) == ref.argmax(1)).all()
+    check_logits(model_for(run), prompt, images, case, np.load(ROOT / arch / f"{name}.npy"),
+                 SUITES[arch]["logits_tolerance"], f"{run} {name}")
 
 
 @pytest.mark.parametrize("run,name", CASES)
 def test_greedy_tokens_match_transformers(run, name):
-    m = model_for(run)
     _, case, prompt, images = case_of(run, name)
-    r = m.generate(prompt, images=images, raw=True, max_tokens=len(case["greedy"]), temperature=0)
-    # transformers kept going past end-of-generation tokens; we stop there
-    assert r.tokens == case["greedy"][:len(r.tokens)]
-    assert len(r.tokens) == len(case["greedy"]) or r.done_reason == "stop"
+    check_greedy(model_for(run), prompt, images, case["greedy"])
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))
