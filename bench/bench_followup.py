@@ -19,7 +19,7 @@ import numpy as np
 
 
 def write_tower(path: str, layers: int, outtype: str, width: int) -> str:
-    from ggsight.store.mmproj_gemma3 import write_mmproj
+    from ggsight.models.gemma3.convert_mmproj import write_mmproj
     rng = np.random.default_rng(0)
     d, f, pre = 1152, 4304, "model.vision_tower.vision_model."
     st = {pre + "embeddings.patch_embedding.weight": rng.normal(0, .02, (d, 3, 14, 14)),

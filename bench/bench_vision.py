@@ -94,7 +94,7 @@ def main() -> int:
     import torch
     from PIL import Image
 
-    from ggsight.store.mmproj_gemma3 import write_mmproj
+    from ggsight.models.gemma3.convert_mmproj import write_mmproj
     torch.set_num_threads(args.threads)
     model = build_reference(args.layers)
     # an 896 x 896 image needs no resize, so every engine sees the same pixel values

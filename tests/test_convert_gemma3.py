@@ -298,7 +298,7 @@ HUB_1B = {"architectures": ["Gemma3ForCausalLM"], "head_dim": 256, "hidden_size"
 
 
 def test_hub_config_layouts():
-    from ggsight.store.convert_gemma3 import Gemma3Hparams
+    from ggsight.models.gemma3.convert import Gemma3Hparams
     hp = Gemma3Hparams.from_config(HUB_4B, "4b")
     assert (hp.n_embd, hp.n_layer, hp.n_head, hp.n_head_kv, hp.head_dim) == (2560, 34, 8, 4, 256)
     assert (hp.rope_base, hp.rope_base_swa, hp.rope_linear_factor) == (1e6, 1e4, 8.0)

@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from ggsight.store.hf_common import ConvertError
-from ggsight.store.convert_llama4 import Llama4Hparams, llama3_rope_factors
-from ggsight.store.mmproj_llama4 import VisionHparams
+from ggsight.models.hf_common import ConvertError
+from ggsight.models.llama4.convert import Llama4Hparams, llama3_rope_factors
+from ggsight.models.llama4.convert_mmproj import VisionHparams
 
 # Llama-4-Scout-17B-16E-Instruct's config.json as on the Hub (transformers 4.51: rope_scaling +
 # rope_theta, an empty no_rope_layers, no layer_types / moe_layers, vision rope_theta)

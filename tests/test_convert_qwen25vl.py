@@ -14,8 +14,8 @@ gguf = pytest.importorskip("gguf")
 from ggsight.ggml import GGUFFile  # noqa: E402
 from ggsight.store.convert import (ConvertError, add_parser, convert_hf, convert_mmproj,  # noqa: E402
                                    read_safetensors)
-from ggsight.store.convert_qwen25vl import Qwen25VLHparams  # noqa: E402
-from ggsight.store.mmproj_qwen25vl import VisionHparams, wa_pattern  # noqa: E402
+from ggsight.models.qwen25vl.convert import Qwen25VLHparams  # noqa: E402
+from ggsight.models.qwen25vl.convert_mmproj import VisionHparams, wa_pattern  # noqa: E402
 
 from hf_layouts import convert_pair, relayout, variant  # noqa: E402
 from make_tiny_hf_qwen25vl import make_tiny_hf_qwen25vl  # noqa: E402

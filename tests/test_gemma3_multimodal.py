@@ -16,7 +16,7 @@ import ggsight  # noqa: E402
 from ggsight.models.gemma3.processor import Gemma3ImageConfig, preprocess  # noqa: E402
 from ggsight.ggml import GGUFFile  # noqa: E402
 from ggsight.store.convert import convert_hf, convert_mmproj  # noqa: E402
-from ggsight.store.mmproj_gemma3 import write_mmproj  # noqa: E402
+from ggsight.models.gemma3.convert_mmproj import write_mmproj  # noqa: E402
 
 from make_conformance_gemma3 import build_hf  # noqa: E402
 

@@ -12,7 +12,7 @@ from PIL import Image  # noqa: E402
 from ggsight.ggml import Backend, GGUFFile, Scheduler, load_weights  # noqa: E402
 from ggsight.models.gemma3.processor import Gemma3ImageConfig, preprocess  # noqa: E402
 from ggsight.models.gemma3.vision import Gemma3Vision  # noqa: E402
-from ggsight.store.mmproj_gemma3 import vision_tensor_name, write_mmproj  # noqa: E402
+from ggsight.models.gemma3.convert_mmproj import vision_tensor_name, write_mmproj  # noqa: E402
 
 
 def tiny_hf_model():

@@ -23,7 +23,7 @@ from .engine.sampler import SamplingParams
 from .errors import InvalidArgumentError
 from .ggml import Backend, DType, GGUFFile, Scheduler, cpu_device, default_threads, load_weights
 from .models import image_support, model_class
-from .store.ollama_layout import is_single_file, split_single_file
+from .models.ollama_layout import is_single_file, split_single_file
 from .text.chat import render_chat
 from .text.tokenizer import Tokenizer
 

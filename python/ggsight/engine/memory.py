@@ -29,7 +29,7 @@ from ..errors import InvalidArgumentError, OutOfMemoryError
 from ..ggml import (Backend, Buffer, Context, Device, DType, GGUFFile, Scheduler, cpu_device, device_alignment,
                     device_alloc_size, devices, load_weights, row_bytes, traits)
 from ..models import image_support, model_class
-from ..store.ollama_layout import is_single_file, split_single_file
+from ..models.ollama_layout import is_single_file, split_single_file
 from .host_memory import HostMeter, TracedPeak, step_host_bytes
 from .placement import DeviceBudget, Placement, model_costs, plan_placement
 from .runner import MAX_NODES, _BuiltGraph  # the runner's own graph builder: the same graph, so the same size

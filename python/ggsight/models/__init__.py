@@ -1,30 +1,101 @@
-"""One folder per architecture; the registry maps `general.architecture` to its model."""
+"""One folder per architecture, found by scanning this package (no hand-kept table).
+
+Each folder's __init__.py declares what it serves (see `ModelFolder`):
+
+    GGUF_ARCHITECTURES = ("gemma3",)       # general.architecture values its text model loads
+    HF_ARCHITECTURES = ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")  # config.json
+    MODEL = Gemma3Text                     # the text decoder (config, weights, forward)
+    IMAGES = Gemma3Images                  # the image glue, or None for a text-only family
+    CONVERT = convert_module               # HF -> GGUF text mapping (see store/convert.py), or None
+    CONVERT_MMPROJ = mmproj_module         # HF -> mmproj GGUF, or None
+    OLLAMA_TENSORS = (...)                 # Ollama single-file vision names -> llama.cpp's, or ()
+
+Adding a model is adding a folder: nothing here or elsewhere names it.
+"""
 from __future__ import annotations
 
+import functools
 import importlib
+import pkgutil
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 from ..errors import UnsupportedError
 
-# architecture name in GGUF -> module implementing it (imported on first use)
-_MODULES = {
-    "gemma3": "ggsight.models.gemma3",
-    "qwen2vl": "ggsight.models.qwen25vl",
-    "llama4": "ggsight.models.llama4",
-}
+
+@dataclass(frozen=True)
+class ModelFolder:
+    name: str                          # the folder (python package) name
+    gguf_architectures: tuple[str, ...]
+    hf_architectures: tuple[str, ...]
+    model: Any                         # the text model class
+    images: Any                        # the image glue class or None
+    convert: ModuleType | None         # HF -> GGUF mapping of the text model
+    convert_mmproj: ModuleType | None  # HF -> mmproj GGUF
+    ollama_tensors: tuple = ()         # (Ollama tensor name pattern, llama.cpp name template)
+
+    @classmethod
+    def of(cls, module: ModuleType) -> "ModelFolder":
+        def declared(name: str, default: Any = ...):
+            if not hasattr(module, name) and default is ...:
+                raise TypeError(f"{module.__name__} declares no {name} (see ggsight.models)")
+            return getattr(module, name, default)
+        return cls(name=module.__name__.rsplit(".", 1)[-1],
+                   gguf_architectures=tuple(declared("GGUF_ARCHITECTURES")),
+                   hf_architectures=tuple(declared("HF_ARCHITECTURES", ())),
+                   model=declared("MODEL"), images=declared("IMAGES", None),
+                   convert=declared("CONVERT", None), convert_mmproj=declared("CONVERT_MMPROJ", None),
+                   ollama_tensors=tuple(declared("OLLAMA_TENSORS", ())))
+
+
+@functools.lru_cache(maxsize=1)
+def folders() -> tuple[ModelFolder, ...]:
+    """Every model folder under ggsight/models, imported once."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.ispkg:
+            found.append(ModelFolder.of(importlib.import_module(f"{__name__}.{info.name}")))
+    seen: dict[str, str] = {}
+    for folder in found:
+        for arch in folder.gguf_architectures + folder.hf_architectures:
+            if arch in seen:
+                raise TypeError(f"models/{folder.name} and models/{seen[arch]} both declare {arch!r}")
+            seen[arch] = folder.name
+    return tuple(found)
+
+
+def folder_for_gguf(arch: str | None) -> ModelFolder:
+    for folder in folders():
+        if arch in folder.gguf_architectures:
+            return folder
+    raise UnsupportedError(f"architecture {arch!r} is not supported (supported: {', '.join(architectures())})")
+
+
+def folder_for_hf(hf_architectures: list[str]) -> ModelFolder | None:
+    """The folder converting a checkpoint whose config.json lists these `architectures`."""
+    for name in hf_architectures:
+        for folder in folders():
+            if name in folder.hf_architectures and folder.convert is not None:
+                return folder
+    return None
 
 
 def model_class(arch: str | None):
-    module = _MODULES.get(arch or "")
-    if module is None:
-        raise UnsupportedError(
-            f"architecture {arch!r} is not supported (supported: {', '.join(sorted(_MODULES))})")
-    return importlib.import_module(module).MODEL
+    return folder_for_gguf(arch).model
 
 
 def image_support(arch: str | None):
     """The architecture's image glue class, or None when it has no vision."""
-    return getattr(importlib.import_module(_MODULES[arch or ""]), "IMAGES", None) if arch in _MODULES else None
+    try:
+        return folder_for_gguf(arch).images
+    except UnsupportedError:
+        return None
 
 
 def architectures() -> list[str]:
-    return sorted(_MODULES)
+    return sorted(a for folder in folders() for a in folder.gguf_architectures)
+
+
+def hf_architectures() -> list[str]:
+    return sorted(a for folder in folders() if folder.convert is not None for a in folder.hf_architectures)

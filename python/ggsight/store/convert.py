@@ -8,10 +8,14 @@ writes one text GGUF. Tensors are streamed: one is in memory at a time. The safe
 are parsed here (8-byte header length + JSON header + raw data), so bf16 checkpoints need
 neither torch nor a bf16-aware numpy.
 
-Supported (config.json `architectures`, see _MODULES): Gemma3ForCausalLM,
-Gemma3ForConditionalGeneration, Qwen2_5_VLForConditionalGeneration,
-Llama4ForConditionalGeneration. The vision tower of a multimodal checkpoint goes to a separate
-mmproj file (convert_mmproj).
+Which checkpoints convert (config.json `architectures`) is what the model folders declare
+(ggsight.models: each folder's HF_ARCHITECTURES, CONVERT and CONVERT_MMPROJ). A text mapping has
+ARCH, Hparams.from_config, write_metadata, gguf_name (a GGUF name, several for a tensor that is
+split, or None), expected_names, fix_tensor and write_tokenizer, and may have gguf_shape(name,
+hf_shape, hp) (for tensors that are split or transposed) and extra_tensors(hp) (tensors computed
+from the config, such as rope_freqs); an mmproj writer has convert(hf_dir, config, ckpt, out_path,
+outtype, progress). The vision tower of a multimodal checkpoint goes to a separate mmproj file
+(convert_mmproj).
 """
 from __future__ import annotations
 
@@ -24,27 +28,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import (convert_gemma3, convert_llama4, convert_qwen25vl, mmproj_gemma3, mmproj_llama4,
-               mmproj_qwen25vl)
-from .hf_common import ConvertError
-from .hf_common import read_json as _read_json
+from ..models import folder_for_hf, hf_architectures
+from ..models.hf_common import ConvertError
+from ..models.hf_common import read_json as _read_json
+from ..models.writing import Progress, byte_shape, encode, out_type, write_tensors  # noqa: F401 (re-exported)
 
 __all__ = ["ConvertError", "convert_hf", "convert_mmproj", "read_safetensors", "add_parser"]
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
-
-# config.json `architectures` -> (text module, mmproj module or None). A text module has ARCH,
-# Hparams.from_config, write_metadata, gguf_name (a GGUF name, several for a tensor that is
-# split, or None), expected_names, fix_tensor and write_tokenizer, and may have
-# gguf_shape(name, hf_shape, hp) (for tensors that are split or transposed) and
-# extra_tensors(hp) (tensors computed from the config, such as rope_freqs); an mmproj module
-# has convert(hf_dir, config, ckpt, out_path, outtype, progress).
-_MODULES = {
-    "Gemma3ForCausalLM": (convert_gemma3, None),
-    "Gemma3ForConditionalGeneration": (convert_gemma3, mmproj_gemma3),
-    "Qwen2_5_VLForConditionalGeneration": (convert_qwen25vl, mmproj_qwen25vl),
-    "Llama4ForConditionalGeneration": (convert_llama4, mmproj_llama4),
-}
 
 
 def _require_gguf() -> None:
@@ -57,12 +48,13 @@ def _require_gguf() -> None:
 
 
 def _modules(config: dict, where: str):
+    """(text mapping, mmproj writer or None) of the model folder that converts this checkpoint."""
     archs = config.get("architectures") or []
-    for arch in archs:
-        if arch in _MODULES:
-            return _MODULES[arch]
-    raise ConvertError(f"{where}: unsupported architecture {archs or config.get('model_type')!r}; "
-                       f"supported: {', '.join(_MODULES)}")
+    folder = folder_for_hf(archs)
+    if folder is None:
+        raise ConvertError(f"{where}: unsupported architecture {archs or config.get('model_type')!r}; "
+                           f"supported: {', '.join(hf_architectures())}")
+    return folder.convert, folder.convert_mmproj
 
 
 # ---------------------------------------------------------------------------------- safetensors
@@ -132,73 +124,9 @@ class _Checkpoint:
 
 # ------------------------------------------------------------------------------------- tensors
 
-def _out_type(name: str, shape: tuple[int, ...], outtype: str):
-    """The GGML type a tensor is written as: 1-D tensors (norms) stay f32, and so do MoE routers,
-    as llama.cpp keeps them (the top-k choice of experts is sensitive to rounding)."""
-    import gguf
-    T = gguf.GGMLQuantizationType
-    if len(shape) < 2 or outtype == "f32" or name.endswith("ffn_gate_inp.weight"):
-        return T.F32
-    if outtype == "f16":
-        return T.F16
-    if outtype == "bf16":
-        return T.BF16
-    return T.Q8_0 if shape[-1] % 32 == 0 else T.F16
-
-
-def _encode(data: np.ndarray, qtype) -> np.ndarray:
-    import gguf
-    T = gguf.GGMLQuantizationType
-    data = np.ascontiguousarray(data, dtype=np.float32)
-    if qtype == T.F32:
-        return data
-    if qtype == T.F16:
-        return data.astype(np.float16)
-    return gguf.quants.quantize(data, qtype)
-
-
-def _byte_shape(shape: tuple[int, ...], qtype) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(numpy shape, numpy dtype, nbytes) of the encoded array, without encoding it."""
-    import gguf
-    T = gguf.GGMLQuantizationType
-    if qtype in (T.F32, T.F16):
-        dt = np.dtype(np.float32 if qtype == T.F32 else np.float16)
-        return shape, dt, int(np.prod(shape)) * dt.itemsize
-    block, size = gguf.GGML_QUANT_SIZES[qtype]
-    bshape = (*shape[:-1], shape[-1] // block * size)
-    return bshape, np.dtype(np.uint8), int(np.prod(bshape))
-
-
 def _sort_key(name: str) -> tuple:
     m = re.match(r"blk\.(\d+)\.", name)
     return (1, int(m.group(1)), name) if m else (0 if name.startswith("token_embd") else 2, 0, name)
-
-
-class _Progress:
-    def __init__(self, total: int, enabled: bool):
-        self.bar = None
-        self.total, self.done, self.enabled = total, 0, enabled
-        if enabled:
-            try:
-                from tqdm import tqdm
-                self.bar = tqdm(total=total, unit="B", unit_scale=True, desc="convert", file=sys.stderr)
-            except ImportError:
-                pass
-
-    def update(self, nbytes: int, name: str) -> None:
-        self.done += nbytes
-        if self.bar is not None:
-            self.bar.set_postfix_str(name, refresh=False)
-            self.bar.update(nbytes)
-        elif self.enabled:
-            print(f"\rconvert {100 * self.done / max(self.total, 1):5.1f}% {name:<40}",
-                  end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled:
-            print(file=sys.stderr)
 
 
 def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
@@ -266,29 +194,11 @@ def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
                                    f"only {shape[0]} rows")
             load = ((lambda n=name: extra[n]) if name in extra else
                     (lambda n=name: mod.fix_tensor(n, ckpt.load(plan[n]), n_vocab)))
-            jobs.append((name, shape, _out_type(name, shape, outtype), load))
+            jobs.append((name, shape, out_type(name, shape, outtype), load))
         write_tensors(w, jobs, progress)
     finally:
         w.close()
     return out_path
-
-
-def write_tensors(w, jobs, progress: bool) -> None:
-    """Header, metadata and tensor infos, then the tensor data one tensor at a time.
-    jobs: (GGUF name, shape in PyTorch order, GGML type, () -> float array)."""
-    infos = []
-    for name, shape, qtype, _ in jobs:
-        bshape, dt, nbytes = _byte_shape(shape, qtype)
-        w.add_tensor_info(name, bshape, dt, nbytes, raw_dtype=None if dt != np.uint8 else qtype)
-        infos.append(nbytes)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    bar = _Progress(sum(infos), progress)
-    for (name, _, qtype, load), nbytes in zip(jobs, infos):
-        w.write_tensor_data(_encode(load(), qtype))
-        bar.update(nbytes, name)
-    bar.close()
 
 
 # -------------------------------------------------------------------------------------- CLI

@@ -8,7 +8,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .hf_common import write_clip_vision
+from ..hf_common import write_clip_vision
+from ..writing import encode, out_type
 
 # HF name (after the vision-tower prefix) -> GGUF name; N is the layer number
 _LAYER = {
@@ -68,7 +69,6 @@ def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict, outtype:
     outtype: "f32", "f16" or "bf16" for the 2-D matrices of the tower and projector (norms,
     biases, the patch kernel and position table stay f32), as llama.cpp's converter does."""
     import gguf
-    from .convert import _encode, _out_type
     if outtype not in ("f32", "f16", "bf16"):
         raise ValueError(f"mmproj outtype {outtype!r}: expected f32, f16 or bf16")
     vc = config["vision_config"]
@@ -97,8 +97,8 @@ def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict, outtype:
         data = np.asarray(data, dtype=np.float32)
         if name == "mm.soft_emb_norm.weight":
             data = data + 1.0  # Gemma's RMSNorm scales by (1 + weight); GGUF stores the sum
-        qtype = _out_type(name, data.shape, "f32" if name in _KEEP_F32 else outtype)
-        encoded = _encode(data, qtype)
+        qtype = out_type(name, data.shape, "f32" if name in _KEEP_F32 else outtype)
+        encoded = encode(data, qtype)
         w.add_tensor(name, encoded, raw_dtype=qtype)
         written += 1
     if not written:

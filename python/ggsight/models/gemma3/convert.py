@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import (ConvertError, architecture, chat_template, read_json, read_optional_json,
+from ..hf_common import (ConvertError, architecture, chat_template, read_json, read_optional_json,
                         special_token_ids, write_decoder_shape)
 
 ARCH = "gemma3"

@@ -3,29 +3,17 @@
 Ollama writes the vision tower and projector into the model file itself, with its own tensor
 names (`v.patch_embedding`, `v.blk.N.layer_norm1`, `mm.mm_input_projection`, ...) and keys
 (`gemma3.vision.*`). Model code only knows llama.cpp's names; this module is the one place
-that translates, by renaming tensor infos over the same mmap (nothing is copied).
+that translates, by renaming tensor infos over the same mmap (nothing is copied). Each model
+folder declares its renames (OLLAMA_TENSORS: Ollama name pattern -> llama.cpp name template).
 """
 from __future__ import annotations
 
 import dataclasses
 import re
 
-# per architecture: (Ollama name pattern, llama.cpp name template)
-_TENSORS = {
-    "gemma3": [
-        (r"v\.patch_embedding\.(weight|bias)", r"v.patch_embd.\1"),
-        (r"v\.position_embedding\.weight", "v.position_embd.weight"),
-        (r"v\.post_layernorm\.(weight|bias)", r"v.post_ln.\1"),
-        (r"v\.blk\.(\d+)\.layer_norm1\.(weight|bias)", r"v.blk.\1.ln1.\2"),
-        (r"v\.blk\.(\d+)\.layer_norm2\.(weight|bias)", r"v.blk.\1.ln2.\2"),
-        (r"v\.blk\.(\d+)\.attn_output\.(weight|bias)", r"v.blk.\1.attn_out.\2"),
-        (r"v\.blk\.(\d+)\.attn_([qkv])\.(weight|bias)", r"v.blk.\1.attn_\2.\3"),
-        (r"v\.blk\.(\d+)\.mlp\.fc1\.(weight|bias)", r"v.blk.\1.ffn_up.\2"),
-        (r"v\.blk\.(\d+)\.mlp\.fc2\.(weight|bias)", r"v.blk.\1.ffn_down.\2"),
-        (r"mm\.mm_input_projection\.weight", "mm.input_projection.weight"),
-        (r"mm\.mm_soft_emb_norm\.weight", "mm.soft_emb_norm.weight"),
-    ],
-}
+from . import folder_for_gguf
+from ..errors import UnsupportedError
+
 # clip.vision.<key> <- <arch>.<key>
 _KEYS = {"image_size": "vision.image_size", "patch_size": "vision.patch_size",
          "embedding_length": "vision.embedding_length", "feed_forward_length": "vision.feed_forward_length",
@@ -76,7 +64,11 @@ class GGUFView:
 def split_single_file(gguf) -> tuple[GGUFView, GGUFView]:
     """(text view, mmproj view) of an Ollama single-file model."""
     arch = gguf.arch
-    rules = [(re.compile(p + "$"), r) for p, r in _TENSORS.get(arch, [])]
+    try:
+        declared = folder_for_gguf(arch).ollama_tensors
+    except UnsupportedError:
+        declared = ()
+    rules = [(re.compile(p + "$"), r) for p, r in declared]
     if not rules:
         raise ValueError(f"{gguf.path}: no single-file vision layout known for architecture {arch!r}")
     text, vision = [], []

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import ConvertError, read_optional_json, require_all, write_clip_vision
+from ..hf_common import ConvertError, read_optional_json, require_all, write_clip_vision
+from ..writing import out_type, write_tensors
 
 PROJECTOR_TYPE = "qwen2.5vl_merger"
 # transformers' OPENAI_CLIP_MEAN / STD, which Qwen2VLImageProcessor uses by default
@@ -155,7 +156,6 @@ def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, prog
     file; kept f32 here, as for Gemma 3, since ggml's CPU im2col then needs no conversion)."""
     import gguf
 
-    from .convert import _out_type, write_tensors
     where = str(hf_dir)
     hp = VisionHparams.from_config(config, where)
     outtype = "f16" if outtype == "q8_0" else outtype
@@ -169,7 +169,7 @@ def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, prog
         if shape != want[name]:
             raise ConvertError(f"{where}: {hf_name} gives {name} of shape {list(shape)}, the config "
                                f"implies {list(want[name])}")
-        qtype = _out_type(name, shape, "f32" if name in _PATCH else outtype)
+        qtype = out_type(name, shape, "f32" if name in _PATCH else outtype)
         jobs.append((name, shape, qtype, lambda h=hf_name, p=part: _extract(ckpt.load(h), p)))
 
     pre = read_optional_json(hf_dir / "preprocessor_config.json")

@@ -1,6 +1,6 @@
 """Qwen2.5-VL text: Hugging Face config + tensor names -> GGUF metadata + tensor names, and the
 byte-level BPE vocabulary, in llama.cpp's convention for arch "qwen2vl" (the vision tower is
-mmproj_qwen25vl.py)."""
+convert_mmproj.py)."""
 from __future__ import annotations
 
 import re
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
+from ..hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
 
 ARCH = "qwen2vl"
 ARCHITECTURES = ("Qwen2_5_VLForConditionalGeneration",)

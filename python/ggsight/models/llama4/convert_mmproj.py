@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .hf_common import ConvertError, read_optional_json, require_all, write_clip_vision
+from ..hf_common import ConvertError, read_optional_json, require_all, write_clip_vision
+from ..writing import out_type, write_tensors
 
 PROJECTOR_TYPE = "llama4"
 _MEAN = _STD = [0.5, 0.5, 0.5]   # Llama4ImageProcessor's defaults
@@ -147,7 +148,6 @@ def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, prog
     norms, biases, the class, patch and position embeddings stay f32."""
     import gguf
 
-    from .convert import _out_type, write_tensors
     where = str(hf_dir)
     hp = VisionHparams.from_config(config, where)
     outtype = "f16" if outtype == "q8_0" else outtype
@@ -160,7 +160,7 @@ def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, prog
         if ckpt.shape(hf_name) != shape:
             raise ConvertError(f"{where}: {hf_name} gives {name} of shape {list(ckpt.shape(hf_name))}, the "
                                f"config implies {list(shape)}")
-        qtype = _out_type(name, shape, "f32" if name in _F32 else outtype)
+        qtype = out_type(name, shape, "f32" if name in _F32 else outtype)
         jobs.append((name, shape, qtype, lambda h=hf_name: ckpt.load(h)))
 
     pre = read_optional_json(hf_dir / "preprocessor_config.json")

@@ -1,6 +1,6 @@
 """Llama 4 text: Hugging Face config + tensor names -> GGUF metadata + tensor names, and the
 byte-level BPE vocabulary, in llama.cpp's convention for arch "llama4" (the vision tower is
-mmproj_llama4.py).
+convert_mmproj.py).
 
 llama.cpp hard-codes what Llama 4 Scout/Maverick use (chunk 8192, a NoPE layer every 4th,
 temperature tuning with floor 8192 / scale 0.1, q/k L2 norm unless 128 experts); the config's
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
+from ..hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
 
 ARCH = "llama4"
 ARCHITECTURES = ("Llama4ForConditionalGeneration",)
