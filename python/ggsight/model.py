@@ -141,14 +141,14 @@ class Model:
         self.load_duration = time.perf_counter_ns() - t0
 
     def _load_images(self, mmproj, device=None):
-        glue = image_support(self.arch)
-        if glue is None:
-            raise InvalidArgumentError(f"architecture {self.arch!r} has no image support")
         if isinstance(mmproj, (str, os.PathLike)):
             path = Path(mmproj)
             if not path.is_file():
                 raise InvalidArgumentError(f"mmproj file not found: {path}")
             mmproj = GGUFFile.open(path)
+        glue = image_support(self.arch, mmproj)
+        if glue is None:
+            raise InvalidArgumentError(f"architecture {self.arch!r} has no image support")
         self.mmproj_gguf = mmproj
         images = glue(self.mmproj_gguf, load_weights(self.mmproj_gguf, device or cpu_device()), self.tokenizer,
                       n_embd_text=self.net.config.n_embd, **self.image_options)

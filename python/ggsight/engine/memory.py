@@ -363,7 +363,7 @@ def estimate(path, *, n_ctx: int = 4096, n_batch: int = 512, kv_type: str = "f16
     net = model_class(gguf.arch)(text, load_weights(text, cpu_device(), repack=False))
     images = None
     if vision is not None:
-        glue = image_support(gguf.arch)
+        glue = image_support(gguf.arch, vision)
         if glue is None:
             raise InvalidArgumentError(f"architecture {gguf.arch!r} has no image support")
         images = glue(vision, load_weights(vision, cpu_device(), repack=False), tokenizer,

@@ -6,6 +6,7 @@ Each folder's __init__.py declares what it serves (see `ModelFolder`):
     HF_ARCHITECTURES = ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")  # config.json
     MODEL = Gemma3Text                     # the text decoder (config, weights, forward)
     IMAGES = Gemma3Images                  # the image glue, or None for a text-only family
+    PROJECTOR_TYPES = ("gemma3",)          # clip.projector_type values of the mmproj files IMAGES reads
     CONVERT = convert_module               # HF -> GGUF text mapping (see store/convert.py), or None
     CONVERT_MMPROJ = mmproj_module         # HF -> mmproj GGUF, or None
     OLLAMA_TENSORS = (...)                 # Ollama single-file vision names -> llama.cpp's, or ()
@@ -34,6 +35,7 @@ class ModelFolder:
     convert: ModuleType | None         # HF -> GGUF mapping of the text model
     convert_mmproj: ModuleType | None  # HF -> mmproj GGUF
     ollama_tensors: tuple = ()         # (Ollama tensor name pattern, llama.cpp name template)
+    projector_types: tuple = ()        # clip.projector_type values its image glue reads
 
     @classmethod
     def of(cls, module: ModuleType) -> "ModelFolder":
@@ -46,7 +48,8 @@ class ModelFolder:
                    hf_architectures=tuple(declared("HF_ARCHITECTURES", ())),
                    model=declared("MODEL"), images=declared("IMAGES", None),
                    convert=declared("CONVERT", None), convert_mmproj=declared("CONVERT_MMPROJ", None),
-                   ollama_tensors=tuple(declared("OLLAMA_TENSORS", ())))
+                   ollama_tensors=tuple(declared("OLLAMA_TENSORS", ())),
+                   projector_types=tuple(declared("PROJECTOR_TYPES", ())))
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,8 +88,16 @@ def model_class(arch: str | None):
     return folder_for_gguf(arch).model
 
 
-def image_support(arch: str | None):
-    """The architecture's image glue class, or None when it has no vision."""
+def image_support(arch: str | None, mmproj=None):
+    """The image glue class for a text architecture and (optionally) its mmproj GGUF, or None.
+
+    The mmproj's clip.projector_type decides where a folder declares it: one text architecture
+    (llama) serves several vision families (Mistral 3's Pixtral tower, ...)."""
+    projector = mmproj.get("clip.projector_type") if mmproj is not None else None
+    if projector is not None:
+        for folder in folders():
+            if projector in folder.projector_types and folder.images is not None:
+                return folder.images
     try:
         return folder_for_gguf(arch).images
     except UnsupportedError:

@@ -9,6 +9,7 @@ GGUF_ARCHITECTURES = ("gemma3",)  # general.architecture of the text GGUF
 HF_ARCHITECTURES = convert.ARCHITECTURES  # config.json `architectures`
 MODEL = Gemma3Text
 IMAGES = Gemma3Images  # the engine's image glue for this architecture (needs an mmproj)
+PROJECTOR_TYPES = ("gemma3",)  # clip.projector_type of its mmproj files
 CONVERT = convert                # HF -> GGUF (text)
 CONVERT_MMPROJ = convert_mmproj  # HF -> mmproj GGUF
 

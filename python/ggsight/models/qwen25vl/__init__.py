@@ -8,6 +8,7 @@ GGUF_ARCHITECTURES = ("qwen2vl",)  # general.architecture of the text GGUF
 HF_ARCHITECTURES = convert.ARCHITECTURES  # config.json `architectures`
 MODEL = QwenVLText
 IMAGES = QwenVLImages
+PROJECTOR_TYPES = (convert_mmproj.PROJECTOR_TYPE,)  # clip.projector_type of its mmproj files
 CONVERT = convert                # HF -> GGUF (text)
 CONVERT_MMPROJ = convert_mmproj  # HF -> mmproj GGUF
 
