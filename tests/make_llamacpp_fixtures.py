@@ -88,11 +88,11 @@ def llamacpp_tree(work: Path) -> Path:
     return work / "llama.cpp"
 
 
-def convert_llamacpp(tree: Path, hf_dir: Path, out: Path, pre: str = "-") -> None:
-    """text.gguf and mmproj.gguf in out, f32, by llama.cpp's converter."""
+def convert_llamacpp(tree: Path, hf_dir: Path, out: Path, pre: str = "-", mmproj: bool = True) -> None:
+    """text.gguf and (mmproj=True) mmproj.gguf in out, f32, by llama.cpp's converter."""
     import os
     env = {**os.environ, "PYTHONPATH": str(tree / "gguf-py")}
-    for mmproj, name in ((False, "text.gguf"), (True, "mmproj.gguf")):
+    for mmproj, name in ((False, "text.gguf"), (True, "mmproj.gguf"))[:2 if mmproj else 1]:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-c", _RUNNER, str(tree), pre, str(hf_dir), "--outtype", "f32",
                    "--outfile", str(Path(tmp) / name), *(["--mmproj"] if mmproj else [])]
@@ -284,7 +284,22 @@ def llama4(hf_dir: Path):
     return model, cases, hf_inputs, logits_of, conf.IMAGE, "llama4"
 
 
-ARCHS = {"gemma3": gemma3, "qwen25vl": qwen25vl, "llama4": llama4}
+# ------------------------------------------------------------------ text-only architectures
+# (their builders return image marker None: no mmproj, no image case)
+
+def gemma2(hf_dir: Path):
+    import make_conformance_gemma2 as conf
+    # query_pre_attn_scalar = head_dim: what llama.cpp derives for a model that is not 27B-sized
+    model, tok = conf.build_hf(hf_dir, query_pre_attn_scalar=conf.TINY["head_dim"])
+    _sentencepiece_model(json.loads((hf_dir / "tokenizer.json").read_text(encoding="utf-8")),
+                         hf_dir / "tokenizer.model")   # llama.cpp's Gemma 2 reads only this
+
+    def hf_inputs(prompt, images):
+        return tok(prompt, return_tensors="pt")["input_ids"], {}, {}
+    return model, conf.text_cases(tok), hf_inputs, None, None, "-"
+
+
+ARCHS = {"gemma3": gemma3, "qwen25vl": qwen25vl, "llama4": llama4, "gemma2": gemma2}
 
 
 def record(arch: str, out: Path, tree: Path) -> Path:
@@ -293,13 +308,13 @@ def record(arch: str, out: Path, tree: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir = Path(tmp) / "hf"
         model, cases, hf_inputs, logits_of, marker, pre = ARCHS[arch](hf_dir)
-        convert_llamacpp(tree, hf_dir, out, pre)
+        convert_llamacpp(tree, hf_dir, out, pre, mmproj=marker is not None)
         if arch == "gemma3":
             write_ollama_gemma3(hf_dir, out / "text.gguf", out.parent / "gemma3-ollama" / "model.gguf")
         record_cases(out, model, cases, hf_inputs, marker, logits_of=logits_of)
     suite = json.loads((out / "cases.json").read_text())
     suite = {"converter": "llama.cpp convert_hf_to_gguf.py, " + _pinned(), "transformers_version":
-             transformers.__version__, **suite}
+             transformers.__version__, **suite, **({} if marker is not None else {"mmproj": None})}
     (out / "cases.json").write_text(json.dumps(suite, indent=1), encoding="utf-8")
     return out
 

@@ -21,7 +21,8 @@ SUITES = {p.name: json.loads((p / "cases.json").read_text()) for p in sorted(ROO
           if (p / "cases.json").is_file()}
 # Ollama's single file has no recording of its own: it is the gemma3 checkpoint
 OLLAMA = ROOT / "gemma3-ollama" / "model.gguf"
-RUNS = {**{arch: (arch, ROOT / arch / s["model"], ROOT / arch / s["mmproj"]) for arch, s in SUITES.items()},
+RUNS = {**{arch: (arch, ROOT / arch / s["model"], s["mmproj"] and ROOT / arch / s["mmproj"])
+           for arch, s in SUITES.items()},   # mmproj None: a text-only architecture
         "gemma3-ollama": ("gemma3", OLLAMA, None)}
 CASES = [(run, case["name"]) for run, (arch, _, _) in RUNS.items() for case in SUITES[arch]["cases"]]
 _models: dict = {}
@@ -39,14 +40,20 @@ def case_of(run: str, name: str) -> tuple[str, dict, str, list[str]]:
     arch = RUNS[run][0]
     suite = SUITES[arch]
     case = next(c for c in suite["cases"] if c["name"] == name)
-    prompt = case["prompt"].replace(suite["image_marker"], ggsight.IMAGE)
+    prompt = case["prompt"].replace(suite["image_marker"], ggsight.IMAGE) if suite["image_marker"] else case["prompt"]
     return arch, case, prompt, [str(ROOT / arch / f) for f in case["images"]]
 
 
+TEXT_ONLY = ["gemma2"]
+
+
 def test_every_architecture_has_llamacpp_files_with_a_text_and_an_image_case():
-    assert sorted(SUITES) == ["gemma3", "llama4", "qwen25vl"]
+    assert sorted(SUITES) == sorted(["gemma3", "llama4", "qwen25vl", *TEXT_ONLY])
     for arch, suite in SUITES.items():
         assert suite["converter"].startswith("llama.cpp convert_hf_to_gguf.py") and suite["transformers_version"]
+        if arch in TEXT_ONLY:
+            assert suite["mmproj"] is None and not any(c["images"] for c in suite["cases"])
+            continue
         kinds = {bool(c["images"]) for c in suite["cases"]}
         assert kinds == {False, True}, arch
         assert GGUFFile.open(ROOT / arch / "mmproj.gguf").get("general.architecture") == "clip"
@@ -86,7 +93,7 @@ def test_the_script_reproduces_the_committed_fixtures(arch, tmp_path):
     import make_llamacpp_fixtures as script
     fresh = json.loads((script.record(arch, tmp_path / arch, script.llamacpp_tree(tmp_path)) / "cases.json").read_text())
     assert fresh == SUITES[arch]
-    for name in ("text.gguf", "mmproj.gguf"):
+    for name in ("text.gguf", "mmproj.gguf")[:2 if SUITES[arch]["mmproj"] else 1]:
         a, b = GGUFFile.open(tmp_path / arch / name), GGUFFile.open(ROOT / arch / name)
         assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
         assert all(np.array_equal(a.tensor_numpy(t), b.tensor_numpy(t.name)) for t in a.tensors)
