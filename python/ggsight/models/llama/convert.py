@@ -1,0 +1,267 @@
+"""Llama / Mistral text: Hugging Face config + tensor names -> GGUF metadata + tensor names and
+the vocabulary, in llama.cpp's convention for arch "llama".
+
+One value change, llama.cpp's: HF rotates the two halves of each head (rotate_half), llama.cpp's
+"llama" graph rotates adjacent pairs, so the rows of q_proj and k_proj (and their biases) are
+permuted within each head: row 2i <- i, row 2i + 1 <- i + head_dim / 2. llama3 rope scaling
+becomes the rope_freqs.weight tensor (one divisor per rotated pair), linear scaling the
+rope.scaling.* keys. Mistral's sliding window goes to llama.attention.sliding_window (llama.cpp
+writes none, and its "llama" graph has none)."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..hf_common import (ConvertError, architecture, chat_template, read_json, read_optional_json,
+                        special_token_ids, text_config, write_bpe_tokenizer, write_decoder_shape)
+
+ARCH = "llama"
+ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
+
+# transformers 5.x config defaults, for fields a config.json leaves out
+_DEFAULTS = {
+    "LlamaForCausalLM": dict(vocab_size=32_000, hidden_size=4096, intermediate_size=11_008, num_hidden_layers=32,
+                             num_attention_heads=32, max_position_embeddings=2048, rms_norm_eps=1e-6,
+                             rope_theta=10_000.0, sliding_window=None, tie_word_embeddings=False),
+    "MistralForCausalLM": dict(vocab_size=32_000, hidden_size=4096, intermediate_size=14_336, num_hidden_layers=32,
+                               num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096 * 32,
+                               rms_norm_eps=1e-6, rope_theta=10_000.0, sliding_window=4096,
+                               tie_word_embeddings=False),
+}
+# llama.cpp's defaults for llama3 rope scaling (LlamaModel.generate_extra_tensors)
+_LLAMA3_DEFAULTS = dict(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192)
+
+# HF module path inside a decoder layer -> GGUF tensor name inside blk.N
+LAYER_NAMES = {
+    "input_layernorm": "attn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "post_attention_layernorm": "ffn_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+_ATTN_BIASED, _MLP_BIASED = ("attn_q", "attn_k", "attn_v", "attn_output"), ("ffn_gate", "ffn_up", "ffn_down")
+_LAYER_RE = re.compile(r"model\.layers\.(\d+)\.(.+)\.(weight|bias)$")
+
+# store/convert.py calls fix_tensor(name, data, n_vocab) without the hparams, and the
+# permutation needs the head size: the hparams of the conversion under way (the latest
+# from_config) stand in until the driver passes them
+_CURRENT: list = [None]
+
+
+@dataclass(frozen=True)
+class LlamaHparams:
+    n_vocab: int
+    n_embd: int
+    n_ff: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int
+    n_ctx: int
+    norm_eps: float
+    rope_base: float
+    rope_linear_factor: float                 # 1.0 = none
+    rope_factors: tuple[float, ...] | None    # llama3 scaling: theta divisors, head_dim / 2
+    sliding_window: int                       # 0 = none
+    attention_bias: bool
+    mlp_bias: bool
+    tied: bool
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], where: str) -> "LlamaHparams":
+        arch = architecture(config, ARCHITECTURES, where, "Llama")
+        hp = {**_DEFAULTS[arch], **text_config(config)}
+        if hp.get("hidden_act", "silu") != "silu":
+            raise ConvertError(f"{where}: hidden_act {hp['hidden_act']!r} is not supported (silu)")
+        n_embd, n_head = int(hp["hidden_size"]), int(hp["num_attention_heads"])
+        head_dim = int(hp.get("head_dim") or n_embd // n_head)
+        base, linear, factors = rope(hp, head_dim, where)
+        _CURRENT[0] = out = cls(
+            n_vocab=int(hp["vocab_size"]), n_embd=n_embd, n_ff=int(hp["intermediate_size"]),
+            n_layer=int(hp["num_hidden_layers"]), n_head=n_head,
+            n_head_kv=int(hp.get("num_key_value_heads") or n_head), head_dim=head_dim,
+            n_ctx=int(hp["max_position_embeddings"]), norm_eps=float(hp["rms_norm_eps"]), rope_base=base,
+            rope_linear_factor=linear, rope_factors=factors, sliding_window=int(hp.get("sliding_window") or 0),
+            attention_bias=bool(hp.get("attention_bias")), mlp_bias=bool(hp.get("mlp_bias")),
+            tied=bool(hp["tie_word_embeddings"]))
+        return out
+
+
+Hparams = LlamaHparams   # the name store/convert.py looks up in every text module
+
+
+def rope(hp: dict, head_dim: int, where: str) -> tuple[float, float, tuple[float, ...] | None]:
+    """(theta, linear factor, llama3 divisors or None) from transformers 5 `rope_parameters` or
+    the Hub's `rope_theta` + `rope_scaling` (which wins when both are given, as in HF)."""
+    params = dict(hp.get("rope_scaling") or hp.get("rope_parameters") or {})
+    base = float(params.get("rope_theta", hp.get("rope_theta", 10_000.0)))
+    kind = params.get("rope_type", params.get("type", "default"))
+    if kind == "default":
+        return base, 1.0, None
+    if kind == "linear":
+        return base, float(params["factor"]), None
+    if kind != "llama3":
+        raise ConvertError(f"{where}: rope type {kind!r} is not supported (default, linear or llama3)")
+    p = {**_LLAMA3_DEFAULTS, **params}
+    return base, 1.0, llama3_rope_factors(base, head_dim, float(p["factor"]), float(p["low_freq_factor"]),
+                                          float(p["high_freq_factor"]), float(p["original_max_position_embeddings"]))
+
+
+def llama3_rope_factors(base: float, dim: int, factor: float, low: float, high: float,
+                        old_ctx: float) -> tuple[float, ...]:
+    """What ggml's rope divides each frequency by (HF's llama3 inv_freq, as a divisor): 1 for
+    wavelengths under old_ctx / high, `factor` above old_ctx / low, a smooth blend between."""
+    freqs = 1.0 / base ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))
+    out = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / float(freq)
+        if wavelen < old_ctx / high:
+            out.append(1.0)
+        elif wavelen > old_ctx / low:
+            out.append(factor)
+        else:
+            smooth = (old_ctx / wavelen - low) / (high - low)
+            out.append(1.0 / ((1 - smooth) / factor + smooth))
+    return tuple(out)
+
+
+def write_metadata(w, hp: LlamaHparams) -> None:
+    import gguf
+    write_decoder_shape(w, hp)
+    w.add_vocab_size(hp.n_vocab)
+    w.add_rope_dimension_count(hp.head_dim)
+    w.add_key_length(hp.head_dim)
+    w.add_value_length(hp.head_dim)
+    if hp.rope_linear_factor != 1.0:
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(hp.rope_linear_factor)
+    if hp.sliding_window:
+        w.add_sliding_window(hp.sliding_window)
+
+
+def gguf_name(hf_name: str, hp: LlamaHparams) -> str | None:
+    """GGUF tensor name for a HF tensor name; None for a tied lm_head (and HF's non-persistent
+    rotary buffers). Raises ValueError for unknown names."""
+    if hf_name == "lm_head.weight":
+        return None if hp.tied else "output.weight"
+    if hf_name == "model.embed_tokens.weight":
+        return "token_embd.weight"
+    if hf_name == "model.norm.weight":
+        return "output_norm.weight"
+    if hf_name.endswith("rotary_emb.inv_freq"):
+        return None
+    m = _LAYER_RE.match(hf_name)
+    if m and m.group(2) in LAYER_NAMES:
+        name = LAYER_NAMES[m.group(2)]
+        if m.group(3) == "weight" or name in _ATTN_BIASED + _MLP_BIASED:
+            return f"blk.{m.group(1)}.{name}.{m.group(3)}"
+    raise ValueError(f"unexpected tensor {hf_name!r}")
+
+
+def expected_names(hp: LlamaHparams) -> set[str]:
+    names = {"token_embd.weight", "output_norm.weight"}
+    for i in range(hp.n_layer):
+        names |= {f"blk.{i}.{n}.weight" for n in LAYER_NAMES.values()}
+        names |= {f"blk.{i}.{n}.bias" for n in (_ATTN_BIASED if hp.attention_bias else ())}
+        names |= {f"blk.{i}.{n}.bias" for n in (_MLP_BIASED if hp.mlp_bias else ())}
+    if not hp.tied:
+        names.add("output.weight")
+    return names
+
+
+def permute_halves_to_pairs(data: np.ndarray, n_heads: int) -> np.ndarray:
+    """Rows (dim 0) of each head from HF's [first half, second half] order into interleaved
+    pairs, which llama.cpp's normal rope rotates: what its converter's permute() does."""
+    rows = data.shape[0]
+    return (data.reshape(n_heads, 2, rows // n_heads // 2, *data.shape[1:]).swapaxes(1, 2)
+            .reshape(data.shape))
+
+
+def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp: LlamaHparams | None = None) -> np.ndarray:
+    """q/k rows permuted for adjacent-pair rope (module docstring); HF's RMSNorm scales by w,
+    as GGUF stores it: nothing else changes."""
+    if ".attn_q." in name or ".attn_k." in name:
+        hp = hp or _CURRENT[0]
+        return permute_halves_to_pairs(np.asarray(data), data.shape[0] // hp.head_dim)
+    return data
+
+
+def extra_tensors(hp: LlamaHparams) -> dict[str, np.ndarray]:
+    """llama.cpp's rope_freqs.weight for llama3 rope scaling (no tensor otherwise)."""
+    if hp.rope_factors is None:
+        return {}
+    return {"rope_freqs.weight": np.asarray(hp.rope_factors, dtype=np.float32)}
+
+
+# ------------------------------------------------------------------------------- vocabulary
+
+# tokenizer.json Split regexes -> llama.cpp's pre-tokenizer name (llama.cpp hashes the ids of a
+# test text, which only a real vocabulary gives; the regex says the same)
+_PRE_BY_REGEX = (
+    (r"\p{N}{1,3}", "(?i:'s|'t|'re|'ve|'m|'ll|'d)", "llama-bpe"),   # Llama 3
+    (r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+", r"|\p{N}|", "tekken"),   # Mistral Nemo / Small
+)
+
+
+def bpe_pre_name(tj: dict, where: str) -> str:
+    pre = tj.get("pre_tokenizer") or {}
+    regexes = [p.get("pattern", {}).get("Regex", "") for p in pre.get("pretokenizers", [pre]) if p.get("type") == "Split"]
+    for a, b, name in _PRE_BY_REGEX:
+        if any(a in r and b in r for r in regexes):
+            return name
+    raise ConvertError(f"{where}: the tokenizer's pre-tokenizer {regexes or pre.get('type')!r} is not one "
+                       f"ggsight knows for Llama (Llama 3's or Mistral's tekken)")
+
+
+def _write_sentencepiece(w, hf_dir: Path, config: dict) -> int:
+    """Llama 2 / Mistral 7B: SentencePiece pieces, scores and kinds from tokenizer.model (or a
+    tokenizer.json BPE with byte fallback, HF's conversion of one), as llama.cpp writes them."""
+    from ..gemma3.convert import _vocab_from_sentencepiece, _vocab_from_tokenizer_json
+    if (hf_dir / "tokenizer.model").is_file():
+        tokens, scores, types = _vocab_from_sentencepiece(hf_dir / "tokenizer.model")
+    else:
+        tokens, scores, types = _vocab_from_tokenizer_json(hf_dir / "tokenizer.json")
+    tcfg = read_optional_json(hf_dir / "tokenizer_config.json")
+    to_id = {t: i for i, t in enumerate(tokens)}
+    ids = special_token_ids(hf_dir, config, to_id, len(tokens))
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    for kind, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id),
+                      ("unk", w.add_unk_token_id), ("pad", w.add_pad_token_id)):
+        if kind in ids:
+            add(ids[kind])
+    w.add_add_bos_token(bool(tcfg.get("add_bos_token", True)))
+    w.add_add_eos_token(bool(tcfg.get("add_eos_token", False)))
+    if tcfg.get("add_prefix_space") is not None:
+        w.add_add_space_prefix(bool(tcfg["add_prefix_space"]))
+    template = chat_template(hf_dir)
+    if template:
+        w.add_chat_template(template)
+    return len(tokens)
+
+
+def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
+    """tokenizer.ggml.* and tokenizer.chat_template; returns the vocabulary size. A byte-level
+    BPE tokenizer.json (Llama 3, Mistral's tekken) is written as model "gpt2"; tokenizer.model
+    or a byte-fallback BPE tokenizer.json (Llama 2, Mistral 7B) as SentencePiece ("llama")."""
+    n_vocab = int(text_config(config).get("vocab_size") or 0)
+    tj_path = hf_dir / "tokenizer.json"
+    tj = read_json(tj_path) if tj_path.is_file() else {}
+    model = tj.get("model") or {}
+    if tj and model.get("type") == "BPE" and not model.get("byte_fallback"):
+        return write_bpe_tokenizer(w, hf_dir, config, n_vocab, bpe_pre_name(tj, str(tj_path)))
+    if (hf_dir / "tokenizer.model").is_file() or tj:
+        return _write_sentencepiece(w, hf_dir, config)
+    raise ConvertError(f"{hf_dir}: no tokenizer.json or tokenizer.model")

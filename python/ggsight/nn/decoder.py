@@ -1,0 +1,105 @@
+"""Building blocks of the dense decoders that follow Llama's layout (llama, qwen2, qwen3,
+granite, ...): the llama.cpp keys they all share, one rotary embedding, one GQA self-attention
+(optional q/k/v/o biases, optional per-head QK RMSNorm, KV cache, fused attention) and one
+SwiGLU MLP. Each family's text.py composes them in the order of its reference. Shapes in ggml
+order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ggml import Tensor, required
+from ..ggml.ops import ROPE_NEOX, ROPE_NORMAL
+from .binder import WeightBinder
+from .layers import attention, rms_norm
+
+__all__ = ["Attention", "ROPE_NEOX", "ROPE_NORMAL", "Rope", "SwiGLU", "decoder_hparams", "linear"]
+
+
+def decoder_hparams(gguf, arch: str, *, rope_base: float = 10_000.0, norm_eps: float = 1e-5,
+                    n_ctx: int = 4096) -> dict:
+    """The hyperparameters every llama.cpp decoder GGUF writes under `<arch>.`, with the given
+    defaults for the optional ones: block_count, embedding_length, feed_forward_length and
+    attention.head_count are required."""
+    def key(name, default=None):
+        return required(gguf, f"{arch}.{name}", default)
+    n_embd, n_head = int(key("embedding_length")), int(key("attention.head_count"))
+    head_dim = int(gguf.get(f"{arch}.attention.key_length", n_embd // n_head))
+    return dict(
+        n_layer=int(key("block_count")), n_embd=n_embd, n_ff=int(key("feed_forward_length")), n_head=n_head,
+        n_head_kv=int(key("attention.head_count_kv", n_head)), head_dim=head_dim,
+        n_rot=int(key("rope.dimension_count", head_dim)), n_ctx_train=int(key("context_length", n_ctx)),
+        norm_eps=float(key("attention.layer_norm_rms_epsilon", norm_eps)),
+        rope_base=float(key("rope.freq_base", rope_base)))
+
+
+def linear(weight: Tensor, bias: Tensor | None, x: Tensor) -> Tensor:
+    """weight [n_in, n_out] times x [n_in, n_tokens] (+ bias [n_out])."""
+    out = weight.mul_mat(x)
+    return out.add(bias) if bias is not None else out
+
+
+@dataclass(frozen=True)
+class Rope:
+    """Rotary embedding of the first n_rot values of each head. mode: ROPE_NORMAL rotates
+    adjacent pairs (llama.cpp's converter permutes Llama's q/k rows into that order), ROPE_NEOX
+    the two halves (HF's rotate_half, kept as is by Qwen's files). freq_scale: 1 / linear
+    scaling factor; freq_factors: llama3 scaling's per-pair divisors (rope_freqs.weight)."""
+    n_rot: int
+    mode: int
+    base: float
+    freq_scale: float = 1.0
+    freq_factors: Tensor | None = None
+
+    def __call__(self, x: Tensor, positions: Tensor) -> Tensor:
+        return x.rope(positions, self.n_rot, self.mode, freq_base=self.base, freq_scale=self.freq_scale,
+                      freq_factors=self.freq_factors)
+
+
+class Attention:
+    """Self-attention of layer il with n_head_kv <= n_head key/value heads: blk.{il}.attn_q,
+    attn_k, attn_v, attn_output (each with an optional .bias), and with qk_norm the per-head
+    RMSNorms attn_q_norm / attn_k_norm (Qwen3), applied before the rotation."""
+
+    def __init__(self, w: WeightBinder, il: int, n_embd: int, n_head: int, n_head_kv: int, head_dim: int,
+                 qk_norm: bool = False):
+        p = f"blk.{il}."
+        q_width, kv_width = n_head * head_dim, n_head_kv * head_dim
+        self.n_head, self.n_head_kv, self.head_dim = n_head, n_head_kv, head_dim
+        self.wq, self.bq = w(p + "attn_q.weight", (n_embd, q_width)), w.optional(p + "attn_q.bias", (q_width,))
+        self.wk, self.bk = w(p + "attn_k.weight", (n_embd, kv_width)), w.optional(p + "attn_k.bias", (kv_width,))
+        self.wv, self.bv = w(p + "attn_v.weight", (n_embd, kv_width)), w.optional(p + "attn_v.bias", (kv_width,))
+        self.wo, self.bo = w(p + "attn_output.weight", (q_width, n_embd)), w.optional(p + "attn_output.bias", (n_embd,))
+        self.q_norm = w(p + "attn_q_norm.weight", (head_dim,)) if qk_norm else None
+        self.k_norm = w(p + "attn_k_norm.weight", (head_dim,)) if qk_norm else None
+
+    def __call__(self, x: Tensor, inp, cache, il: int, rope: Rope, scale: float, eps: float,
+                 flash: bool = True) -> Tensor:
+        """x [n_embd, n_tokens] (normed) -> [n_embd, n_tokens]; keys and values of the batch go
+        to layer il's cache, of the kind the cache gives that layer. scale multiplies q.k."""
+        n_tokens, kind = inp.n_tokens, cache.kinds[il]
+        q = linear(self.wq, self.bq, x).reshape(self.head_dim, self.n_head, n_tokens)     # [head_dim, n_head, n_tokens]
+        k = linear(self.wk, self.bk, x).reshape(self.head_dim, self.n_head_kv, n_tokens)  # [head_dim, n_head_kv, n_tokens]
+        v = linear(self.wv, self.bv, x).reshape(self.head_dim, self.n_head_kv, n_tokens)
+        if self.q_norm is not None:
+            q = rms_norm(q, self.q_norm, eps).named(f"q_norm-{il}")
+            k = rms_norm(k, self.k_norm, eps).named(f"k_norm-{il}")
+        q = rope(q, inp.positions).named(f"q_rope-{il}")
+        k = rope(k, inp.positions).named(f"k_rope-{il}")
+        k_all, v_all = cache.layers[il].store(k, v, inp.cells[kind], inp.n_view[kind])
+        out = attention(q, k_all, v_all, inp.masks[kind], scale, flash=flash).named(f"attn-{il}")  # [q_width, n_tokens]
+        return linear(self.wo, self.bo, out)
+
+
+class SwiGLU:
+    """down(silu(gate(x)) * up(x)) of layer il: blk.{il}.ffn_gate, ffn_up, ffn_down (optional biases)."""
+
+    def __init__(self, w: WeightBinder, il: int, n_embd: int, n_ff: int):
+        p = f"blk.{il}."
+        self.gate, self.b_gate = w(p + "ffn_gate.weight", (n_embd, n_ff)), w.optional(p + "ffn_gate.bias", (n_ff,))
+        self.up, self.b_up = w(p + "ffn_up.weight", (n_embd, n_ff)), w.optional(p + "ffn_up.bias", (n_ff,))
+        self.down, self.b_down = w(p + "ffn_down.weight", (n_ff, n_embd)), w.optional(p + "ffn_down.bias", (n_embd,))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """[n_embd, n_tokens] -> [n_embd, n_tokens]"""
+        hidden = linear(self.gate, self.b_gate, x).swiglu_split(linear(self.up, self.b_up, x))   # [n_ff, n_tokens]
+        return linear(self.down, self.b_down, hidden)
