@@ -148,11 +148,13 @@ def write_metadata(w, hp: LlamaHparams) -> None:
         w.add_sliding_window(hp.sliding_window)
 
 
-def gguf_name(hf_name: str, hp: LlamaHparams) -> str | None:
-    """GGUF tensor name for a HF tensor name; None for a tied lm_head (and HF's non-persistent
-    rotary buffers). Raises ValueError for unknown names."""
+def decoder_name(hf_name: str, tied: bool, layer_names: dict, biased: tuple) -> str | None:
+    """GGUF tensor name of a Llama-layout HF tensor (model.embed_tokens, model.layers.N.<module>,
+    model.norm, lm_head): `layer_names` maps the modules inside a layer, `biased` lists the GGUF
+    names whose .bias the checkpoint may have. None for a tied lm_head (and HF's rotary buffers).
+    Raises ValueError for unknown names. Shared by the families with this layout."""
     if hf_name == "lm_head.weight":
-        return None if hp.tied else "output.weight"
+        return None if tied else "output.weight"
     if hf_name == "model.embed_tokens.weight":
         return "token_embd.weight"
     if hf_name == "model.norm.weight":
@@ -160,11 +162,16 @@ def gguf_name(hf_name: str, hp: LlamaHparams) -> str | None:
     if hf_name.endswith("rotary_emb.inv_freq"):
         return None
     m = _LAYER_RE.match(hf_name)
-    if m and m.group(2) in LAYER_NAMES:
-        name = LAYER_NAMES[m.group(2)]
-        if m.group(3) == "weight" or name in _ATTN_BIASED + _MLP_BIASED:
+    if m and m.group(2) in layer_names:
+        name = layer_names[m.group(2)]
+        if m.group(3) == "weight" or name in biased:
             return f"blk.{m.group(1)}.{name}.{m.group(3)}"
     raise ValueError(f"unexpected tensor {hf_name!r}")
+
+
+def gguf_name(hf_name: str, hp: LlamaHparams) -> str | None:
+    return decoder_name(hf_name, hp.tied, LAYER_NAMES, (_ATTN_BIASED if hp.attention_bias else ())
+                        + (_MLP_BIASED if hp.mlp_bias else ()))
 
 
 def expected_names(hp: LlamaHparams) -> set[str]:
