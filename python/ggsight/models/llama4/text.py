@@ -9,6 +9,7 @@ from ...cache import FULL, BatchInputs, CacheKind, chunked_kind
 from ...ggml import DType, Tensor
 from ...ggml.ops import ROPE_NORMAL
 from ...nn import WeightBinder, attention, output_rows, rms_norm, with_image_rows
+from ...nn.moe import experts_swiglu, sum_slots
 from .config import Llama4Config
 
 
@@ -73,12 +74,7 @@ class Llama4Text:
         if k > 1:
             xs = xs.repeat(c.n_embd, k, n_tokens, 1)
         xs = xs.mul(scores)                                                         # [n_embd, k, n_tokens]
-        gate = L.gate_exps.mul_mat_id(xs, chosen)                                   # [n_ff_expert, k, n_tokens]
-        up = L.up_exps.mul_mat_id(xs, chosen)
-        out = L.down_exps.mul_mat_id(gate.swiglu_split(up), chosen)                 # [n_embd, k, n_tokens]
-        routed = out.view((c.n_embd, n_tokens), (out.nb[0], out.nb[2]), 0)   # expert slot 0 of each token
-        for j in range(1, k):
-            routed = routed.add(out.view((c.n_embd, n_tokens), (out.nb[0], out.nb[2]), j * out.nb[1]))
+        routed = sum_slots(experts_swiglu(L.gate_exps, L.up_exps, L.down_exps, xs, chosen))  # [n_embd, n_tokens]
         return routed.add(_swiglu(L.gate, L.up, L.down, x)).named(f"ffn_moe_out-{il}")
 
     def _temperature(self, inp: BatchInputs) -> Tensor:
