@@ -52,8 +52,9 @@ def resized_size(height: int, width: int, cfg: PixtralImageConfig = PixtralImage
         # HF floors (the original used round, which could overshoot the longest edge)
         height, width = int(math.floor(height / ratio)), int(math.floor(width / ratio))
     f = cfg.factor
-    # (side - 1) // f + 1 tokens: a side floored to 0 above still gets one token, as in HF
-    return ((height - 1) // f + 1) * f, ((width - 1) // f + 1) * f
+    # (side - 1) // f + 1 tokens, as HF; a side the scaling floored to 0 pixels gets one token
+    # (HF would ask Pillow for an empty image and fail)
+    return max((height - 1) // f + 1, 1) * f, max((width - 1) // f + 1, 1) * f
 
 
 def token_grid(height: int, width: int, cfg: PixtralImageConfig = PixtralImageConfig()) -> tuple[int, int]:
