@@ -1,0 +1,62 @@
+"""llama.cpp-converted GGUFs of the dense Llama-style decoders (tests/make_tiny_hf_llama.py's tiny
+checkpoints), with transformers' reference, in tests/make_llamacpp_fixtures.py's format (needs
+torch + transformers): its converter runner, recorder and suite layout, these builders.
+
+What the tiny models change for llama.cpp's converter (run unchanged): the Mistral checkpoint
+has no sliding window (llama.cpp's files cannot carry one: its "llama" graph has none, so a
+recording with a window would hold llama.cpp to something it does not claim), and the BPE
+pre-tokenizer is named where the tiny vocabularies' hash is unknown: what the released
+checkpoints' hashes give ("llama-bpe" for Llama 3, "tekken" for Mistral Nemo / Small, "qwen2"
+for Qwen2.5 and Qwen3, "refact" for Granite 3).
+
+    python tests/make_llamacpp_fixtures_llama.py [SUITE ...]     (default: all)
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+import make_llamacpp_fixtures as base  # noqa: E402
+
+PRE = {"llama": "llama-bpe", "llama_tied": "llama-bpe", "llama_mistral": "tekken", "qwen2": "qwen2",
+       "qwen3": "qwen2", "granite": "refact"}
+
+
+def _builder(name: str):
+    def build(hf_dir: Path):
+        import transformers
+        from make_conformance_llama import hf_cases
+        from make_tiny_hf_llama import make_tiny_hf
+        model = make_tiny_hf(name, hf_dir, window=None)
+        cases, hf_inputs = hf_cases(transformers.AutoTokenizer.from_pretrained(hf_dir))
+        return model, cases, hf_inputs, None, None, PRE[name]
+    return build
+
+
+ARCHS = {name: _builder(name) for name in PRE}
+llamacpp_tree = base.llamacpp_tree
+
+
+def record(arch: str, out: Path, tree: Path) -> Path:
+    base.ARCHS.setdefault(arch, ARCHS[arch])
+    base.record(arch, out, tree)
+    suite = json.loads((out / "cases.json").read_text())
+    suite["script"] = Path(__file__).stem   # what test_llamacpp_files.py re-runs
+    (out / "cases.json").write_text(json.dumps(suite, indent=1), encoding="utf-8")
+    return out
+
+
+def main(argv: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="ggsight-llamacpp-") as tmp:
+        tree = base.llamacpp_tree(Path(tmp))
+        for arch in argv or list(ARCHS):
+            print(record(arch, base.OUT / arch, tree))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
