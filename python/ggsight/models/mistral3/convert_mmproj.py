@@ -3,9 +3,9 @@ llama.cpp's convention, projector type "pixtral".
 
 One value change, llama.cpp's: q_proj/k_proj rows are permuted per head so that the pairs HF's
 rotate_half turns together are adjacent (ggml's normal rope; vision.py's 2D rope reads them so).
-Unlike llama.cpp's converter, which looks for the text embedding under a name transformers 5 no
-longer writes, the [IMG_BREAK] row of the text embedding table is always written as
-v.token_embd.img_break. Tensors are streamed as in the text conversion."""
+The [IMG_BREAK] row of the text embedding table is written as v.token_embd.img_break (llama.cpp's
+converter means to, but its mmproj pass drops every language_model. tensor of an HF checkpoint
+before looking for it, so its files lack the row; the glue then reads the text model's table). Tensors are streamed as in the text conversion."""
 from __future__ import annotations
 
 import re
