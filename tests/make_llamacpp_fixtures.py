@@ -299,7 +299,16 @@ def gemma2(hf_dir: Path):
     return model, conf.text_cases(tok), hf_inputs, None, None, "-"
 
 
-ARCHS = {"gemma3": gemma3, "qwen25vl": qwen25vl, "llama4": llama4, "gemma2": gemma2}
+def qwen3moe(hf_dir: Path):
+    import make_conformance_qwen3moe as conf
+    model, tok = conf.build_hf(hf_dir)
+
+    def hf_inputs(prompt, images):
+        return tok(prompt, return_tensors="pt")["input_ids"], {}, {}
+    return model, conf.text_cases(tok), hf_inputs, None, None, "qwen2"
+
+
+ARCHS = {"gemma3": gemma3, "qwen25vl": qwen25vl, "llama4": llama4, "gemma2": gemma2, "qwen3moe": qwen3moe}
 
 
 def record(arch: str, out: Path, tree: Path) -> Path:

@@ -12,10 +12,11 @@ Which checkpoints convert (config.json `architectures`) is what the model folder
 (ggsight.models: each folder's HF_ARCHITECTURES, CONVERT and CONVERT_MMPROJ). A text mapping has
 ARCH, Hparams.from_config, write_metadata, gguf_name (a GGUF name, several for a tensor that is
 split, or None), expected_names, fix_tensor and write_tokenizer, and may have gguf_shape(name,
-hf_shape, hp) (for tensors that are split or transposed) and extra_tensors(hp) (tensors computed
-from the config, such as rope_freqs); an mmproj writer has convert(hf_dir, config, ckpt, out_path,
-outtype, progress). The vision tower of a multimodal checkpoint goes to a separate mmproj file
-(convert_mmproj).
+hf_shape, hp) (for tensors that are split or transposed), extra_tensors(hp) (tensors computed
+from the config, such as rope_freqs) and stacked(hf_name, hp) -> (GGUF name, index) or None (one
+slice of a GGUF tensor stacked from several HF tensors, such as one expert of Qwen3-MoE's); an
+mmproj writer has convert(hf_dir, config, ckpt, out_path, outtype, progress). The vision tower
+of a multimodal checkpoint goes to a separate mmproj file (convert_mmproj).
 """
 from __future__ import annotations
 
@@ -124,6 +125,13 @@ class _Checkpoint:
 
 # ------------------------------------------------------------------------------------- tensors
 
+def _load(ckpt: _Checkpoint, hf_names: str | tuple[str, ...]) -> np.ndarray:
+    """One HF tensor, or several stacked on a new first axis (see `stacked`)."""
+    if isinstance(hf_names, str):
+        return ckpt.load(hf_names)
+    return np.stack([ckpt.load(h) for h in hf_names])
+
+
 def _sort_key(name: str) -> tuple:
     m = re.match(r"blk\.(\d+)\.", name)
     return (1, int(m.group(1)), name) if m else (0 if name.startswith("token_embd") else 2, 0, name)
@@ -151,7 +159,12 @@ def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
     plan: dict[str, str] = {}   # gguf name -> hf name
     shapes: dict[str, tuple[int, ...]] = {}   # gguf name -> shape in PyTorch order
     gguf_shape = getattr(mod, "gguf_shape", None)
+    slices: dict[str, dict[int, str]] = {}   # stacked gguf name -> index -> hf name
     for hf_name in ckpt.where:
+        part = mod.stacked(hf_name, hp) if hasattr(mod, "stacked") else None
+        if part is not None:
+            slices.setdefault(part[0], {})[part[1]] = hf_name
+            continue
         try:
             names = mod.gguf_name(hf_name, hp)
             names = (names,) if isinstance(names, str) else names or ()
@@ -163,6 +176,18 @@ def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
             if name in plan:
                 raise ConvertError(f"{hf_dir}: {hf_name!r} and {plan[name]!r} both map to {name}")
             plan[name] = hf_name
+    for name, parts in slices.items():   # every index 0..n-1, of one shape, stacked on a new first axis
+        order = [parts[i] for i in sorted(parts)]
+        if sorted(parts) != list(range(len(parts))) or len({ckpt.shape(h) for h in order}) != 1:
+            raise ConvertError(f"{hf_dir}: the parts of {name} ({', '.join(order[:4])} ...) are not "
+                               f"slices 0..{len(parts) - 1} of one shape")
+        if name in plan:
+            raise ConvertError(f"{hf_dir}: {plan[name]!r} and {order[0]!r} both map to {name}")
+        plan[name], shape = tuple(order), (len(order), *ckpt.shape(order[0]))
+        try:
+            shapes[name] = gguf_shape(name, shape, hp) if gguf_shape else shape
+        except ValueError as e:
+            raise ConvertError(f"{hf_dir}: {e}") from None
     extra = mod.extra_tensors(hp) if hasattr(mod, "extra_tensors") else {}
     for name, data in extra.items():
         if name in plan:
@@ -193,7 +218,7 @@ def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
                 raise ConvertError(f"{hf_dir}: the tokenizer has {n_vocab} tokens, the embedding "
                                    f"only {shape[0]} rows")
             load = ((lambda n=name: extra[n]) if name in extra else
-                    (lambda n=name: mod.fix_tensor(n, ckpt.load(plan[n]), n_vocab)))
+                    (lambda n=name: mod.fix_tensor(n, _load(ckpt, plan[n]), n_vocab)))
             jobs.append((name, shape, out_type(name, shape, outtype), load))
         write_tensors(w, jobs, progress)
     finally:
