@@ -33,15 +33,32 @@ SPECIALS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]", "[
             "[PREFIX]", "[MIDDLE]", "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]"]
 N_MERGES = 400
 PATCH, LONGEST_EDGE = 14, 168
-# Mistral Small 3.1's template, shortened to the parts without tools
+# Mistral Small 3.1's template in its structure (a default system prompt when the conversation
+# has none, [SYSTEM_PROMPT] first, [INST] ... [/INST] user turns with [IMG] for image blocks,
+# assistant turns ended by </s>), its default system prompt shortened
 CHAT_TEMPLATE = (
-    "{{- bos_token }}{%- for message in messages %}"
-    "{%- if message['role'] == 'system' %}{{- '[SYSTEM_PROMPT]' + message['content'] + '[/SYSTEM_PROMPT]' }}"
-    "{%- elif message['role'] == 'user' %}{{- '[INST]' }}"
-    "{%- if message['content'] is string %}{{- message['content'] }}{%- else %}"
-    "{%- for block in message['content'] %}{%- if block['type'] == 'text' %}{{- block['text'] }}"
-    "{%- elif block['type'] == 'image' %}{{- '[IMG]' }}{%- endif %}{%- endfor %}{%- endif %}{{- '[/INST]' }}"
-    "{%- elif message['role'] == 'assistant' %}{{- message['content'] + eos_token }}{%- endif %}{%- endfor %}")
+    "{%- set default_system_message = 'You are a tiny test model.' %}"
+    "{{- bos_token }}"
+    "{%- if messages[0]['role'] == 'system' %}"
+    "{%- if messages[0]['content'] is string %}{%- set system_message = messages[0]['content'] %}"
+    "{%- else %}{%- set system_message = messages[0]['content'][0]['text'] %}{%- endif %}"
+    "{%- set loop_messages = messages[1:] %}"
+    "{%- else %}{%- set system_message = default_system_message %}{%- set loop_messages = messages %}{%- endif %}"
+    "{{- '[SYSTEM_PROMPT]' + system_message + '[/SYSTEM_PROMPT]' }}"
+    "{%- for message in loop_messages %}"
+    "{%- if message['role'] == 'user' %}"
+    "{%- if message['content'] is string %}{{- '[INST]' + message['content'] + '[/INST]' }}"
+    "{%- else %}{{- '[INST]' }}{%- for block in message['content'] %}"
+    "{%- if block['type'] == 'text' %}{{- block['text'] }}"
+    "{%- elif block['type'] in ['image', 'image_url'] %}{{- '[IMG]' }}"
+    "{%- else %}{{- raise_exception('Only text and image blocks are supported in message content!') }}"
+    "{%- endif %}{%- endfor %}{{- '[/INST]' }}{%- endif %}"
+    "{%- elif message['role'] == 'system' %}{{- '[SYSTEM_PROMPT]' + message['content'] + '[/SYSTEM_PROMPT]' }}"
+    "{%- elif message['role'] == 'assistant' %}"
+    "{%- if message['content'] is string %}{{- message['content'] + eos_token }}"
+    "{%- else %}{{- message['content'][0]['text'] + eos_token }}{%- endif %}"
+    "{%- else %}{{- raise_exception('Only user, system and assistant roles are supported!') }}{%- endif %}"
+    "{%- endfor %}")
 
 
 def tiny_tokenizer_json() -> dict:
@@ -109,7 +126,16 @@ def make_tiny_hf_mistral3(out_dir, seed: int = 0, *, text: dict | None = None, v
             else:                                            # fan-in scaling (Conv2d: in * p * p)
                 p.copy_(torch.randn_like(p) / p[0].numel() ** 0.5)
     model.save_pretrained(out_dir, safe_serialization=True)
+    write_tokenizer(out_dir)
+    return model
 
+
+def write_tokenizer(out_dir) -> None:
+    """tokenizer.json, tokenizer_config.json (with the chat template), preprocessor_config.json
+    and processor_config.json of the tiny checkpoint (no torch needed)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tj = tiny_tokenizer_json()
     (out_dir / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
     (out_dir / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
@@ -124,7 +150,6 @@ def make_tiny_hf_mistral3(out_dir, seed: int = 0, *, text: dict | None = None, v
         "processor_class": "PixtralProcessor", "patch_size": PATCH, "spatial_merge_size": 2,
         "image_token": "[IMG]", "image_break_token": "[IMG_BREAK]", "image_end_token": "[IMG_END]"}),
         encoding="utf-8")
-    return model
 
 
 if __name__ == "__main__":

@@ -98,3 +98,24 @@ def test_token_budget_and_several_images_in_one_message():
     r = load().chat([{"role": "user", "content": "compare", "images": [IMG, IMG]}],
                     options={"temperature": 0, "num_predict": 2})
     assert r.done and r.prompt_eval_count > 2 * 4 * ROW
+
+
+@pytest.mark.torch
+def test_chat_template_renders_as_transformers(tmp_path):
+    """The converted GGUF's template renders a system prompt + multi-turn conversation with an
+    image as transformers' apply_chat_template does, to the same token ids."""
+    transformers = pytest.importorskip("transformers")
+    from make_tiny_hf_mistral3 import write_tokenizer
+    write_tokenizer(tmp_path)
+    tok = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path))
+    ours = [{"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "what is in the image", "images": [IMG]},
+            {"role": "assistant", "content": "a tiny cat"},
+            {"role": "user", "content": "and the window?"}]
+    hf = [{"role": m["role"], "content": [*({"type": "image"} for _ in m.get("images", [])),
+                                          {"type": "text", "text": m["content"]}]} for m in ours]
+    m = load()
+    for conversation, reference in ((ours, hf), (ours[1:], hf[1:])):    # with and without a system turn
+        rendered = m._render(conversation)
+        assert rendered == tok.apply_chat_template(reference, tokenize=False)
+        assert m.tokenize(rendered) == tok.apply_chat_template(reference, tokenize=True, return_dict=False)
