@@ -99,7 +99,7 @@ def test_qwen_largest_image_is_the_pixel_budget():
 
 def test_refuses_before_allocating_the_cache(monkeypatch, gemma_path):
     monkeypatch.setenv(memory.LIMIT_ENV, "60M")
-    monkeypatch.setattr("ggsight.model.KVCache", lambda *a, **k: pytest.fail("the cache was allocated"))
+    monkeypatch.setattr("ggsight.engine.loader.KVCache", lambda *a, **k: pytest.fail("the cache was allocated"))
     with pytest.raises(ggsight.OutOfMemoryError) as info:
         ggsight.load(gemma_path, n_ctx=32768)
     text = str(info.value)

@@ -1,9 +1,10 @@
-"""A prompt with images -> token ids and image spans: the model's glue lays each image out in
+"""A prompt with images -> token ids and image chunks: the model's glue lays each image out in
 text, its embeddings come from the image cache or the vision tower. No per-model branches here:
 the glue (models/<arch>/images.py) decides layout, token counts and grids."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,12 +15,28 @@ def content_key(pixels: np.ndarray) -> str:
     return hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
 
 
-def expand_images(glue, text: str, images: list, to_ids, cache, sched, grids: dict,
-                  max_image_tokens: int | None = None) -> tuple[list[int], list, int]:
-    """(token ids, spans [(first index, embeddings [n, n_embd], key)], tower runs).
+@dataclass(frozen=True, eq=False)
+class ImageChunk:
+    """One image view's run of tokens in a prompt, with everything the engine needs about it."""
+    first: int                          # index of its first token in the prompt
+    embeddings: np.ndarray              # [n_tokens, n_embd_text] what the tower made of it
+    key: str                            # content hash: the image-cache key, and its tokens' prefix-reuse key
+    grid: tuple[int, int] | None        # (rows, cols) of its tokens (M-RoPE models), None for 1-D positions
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    @property
+    def end(self) -> int:
+        return self.first + len(self.embeddings)
+
+
+def expand_images(glue, text: str, images: list, to_ids, cache, sched,
+                  max_image_tokens: int | None = None) -> tuple[list[int], list[ImageChunk], int]:
+    """(token ids, image chunks in prompt order, tower runs).
 
     `text` marks each image with glue.marker (all images first when it marks none); `to_ids`
-    tokenizes; `grids` gets each image's token grid (M-RoPE models) by key."""
+    tokenizes."""
     if glue.marker not in text:
         text = glue.marker * len(images) + text
     pieces = text.split(glue.marker)
@@ -35,7 +52,7 @@ def expand_images(glue, text: str, images: list, to_ids, cache, sched, grids: di
                                    f"need {sum(counts)}: remove {glue.image_token!r} from the text")
     starts = [int(where[k]) for k in np.cumsum([0] + counts[:-1])]
     keys = [content_key(p) for p in flat]
-    spans, encoded = [], 0
+    chunks, encoded = [], 0
     with cache.in_use(keys):   # a prompt's own images are never evicted while it is built
         for first, pixels, key in zip(starts, flat, keys):
             emb = cache.get(key)
@@ -43,6 +60,6 @@ def expand_images(glue, text: str, images: list, to_ids, cache, sched, grids: di
                 emb = glue.embed(sched, pixels)
                 encoded += 1
                 cache.put(key, emb)
-            grids[key] = glue.grid(pixels)
-            spans.append((first, emb, key))
-    return ids, spans, encoded
+            grid = glue.grid(pixels)
+            chunks.append(ImageChunk(first, emb, key, None if grid is None else (int(grid[0]), int(grid[1]))))
+    return ids, chunks, encoded

@@ -19,22 +19,19 @@ import platform
 import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ..cache import BatchPlan, CellTable
 from ..cache.kv import LayerKV
 from ..errors import InvalidArgumentError, OutOfMemoryError
-from ..ggml import (Backend, Buffer, Context, Device, DType, GGUFFile, Scheduler, cpu_device, device_alignment,
-                    device_alloc_size, devices, load_weights, row_bytes, traits)
-from ..models import image_support, model_class
-from ..models.ollama_layout import is_single_file, split_single_file
-from .host_memory import HostMeter, TracedPeak, step_host_bytes
+from ..ggml import (Backend, Buffer, Context, Device, DType, Scheduler, cpu_device, device_alignment,
+                    device_alloc_size, devices, row_bytes, traits)
+from .host_memory import TracedPeak, step_host_bytes
 from .placement import DeviceBudget, Placement, model_costs, plan_placement
 from .runner import MAX_NODES, _BuiltGraph  # the runner's own graph builder: the same graph, so the same size
 
-# load()'s kv_type names (model.py sits above the engine, so the table is repeated here)
+# load()'s kv_type names
 KV_TYPES = {"f16": DType.F16, "f32": DType.F32, "q8_0": DType.Q8_0, "q4_0": DType.Q4_0}
 LIMIT_ENV = "GGSIGHT_MEMORY_LIMIT"  # bytes taken as free on every device (tests, containers, caution)
 _UNITS = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
@@ -349,24 +346,7 @@ def estimate(path, *, n_ctx: int = 4096, n_batch: int = 512, kv_type: str = "f16
     and per device. The files are opened and their weights mapped (nothing is copied); no cache
     is allocated and no graph computed. With `devices`, .placement says which device would take
     each layer, the output layer and the vision tower (the CPU must be among them)."""
-    if n_ctx < 16 or n_batch < 1:
-        raise InvalidArgumentError("n_ctx must be at least 16 and n_batch at least 1")
-    from ..text.tokenizer import Tokenizer
-    with HostMeter() as meter:  # what load() keeps on the host besides ggml's buffers
-        gguf = GGUFFile.open(Path(path))
-        text, vision = gguf, None
-        if mmproj is None and is_single_file(gguf):  # as load(): Ollama's layout has the tower inside
-            text, vision = split_single_file(gguf)
-        elif mmproj is not None:
-            vision = mmproj if isinstance(mmproj, GGUFFile) else GGUFFile.open(Path(mmproj))
-        tokenizer = Tokenizer.from_gguf(text)
-    net = model_class(gguf.arch)(text, load_weights(text, cpu_device(), repack=False))
-    images = None
-    if vision is not None:
-        glue = image_support(gguf.arch, vision)
-        if glue is None:
-            raise InvalidArgumentError(f"architecture {gguf.arch!r} has no image support")
-        images = glue(vision, load_weights(vision, cpu_device(), repack=False), tokenizer,
-                      n_embd_text=net.config.n_embd, **dict(image_options or {}))
-    return plan(net, images, n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), kv_type=kv_type, n_seq=n_seq,
-                devices=devices, n_gpu_layers=n_gpu_layers, host_measured={"tokenizer and metadata": meter.grown})
+    from .loader import LoadOptions, load_model   # the loader plans with this module
+    opts = LoadOptions(n_ctx=n_ctx, n_batch=n_batch, kv_type=kv_type, mmproj=mmproj,
+                       image_options=dict(image_options or {}), n_seq=n_seq, n_gpu_layers=n_gpu_layers)
+    return load_model(path, opts, plan_only=True, devices=devices).memory

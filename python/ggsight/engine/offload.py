@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InvalidArgumentError
-from ..ggml import (Backend, Device, GGUFFile, Scheduler, Weights, cpu_device, devices, load_weights,
-                    merge_weights, rpc)
+from ..ggml import Backend, Device, GGUFFile, Weights, cpu_device, devices, load_weights, merge_weights, rpc
 from .memory import free_memory
 from .placement import OUTPUT_TENSORS, DeviceBudget, Placement
 
@@ -110,15 +109,3 @@ class Offload:
 
     def vision_device(self) -> Device:
         return self.by_name[self.placement.vision] if self.placement.vision else cpu_device()
-
-
-def move_to_devices(model, text: GGUFFile, cls, accel: list[Device], use_mmap: bool, repack: bool) -> list[int]:
-    """Put a Model's weights (and tower) where its memory plan placed them and give it a scheduler
-    over those devices; returns each layer's device index for its KV cache."""
-    off = Offload(model.memory.placement, {d.name: d for d in [*accel, cpu_device()]})
-    model.weights = off.text_weights(text, use_mmap, repack)
-    model.net = cls(text, model.weights)
-    model.sched = Scheduler(off.backends(model.backend))
-    if model.images is not None and off.vision_device().type != "cpu":
-        model.images = model._load_images(model.mmproj_gguf, off.vision_device())
-    return off.layer_devices(len(model.net.cache_kinds()))
