@@ -48,9 +48,10 @@ class PixtralVisionConfig:
                    n_embd=int(key("embedding_length")), n_ff=int(key("feed_forward_length")),
                    n_layer=int(key("block_count")), n_head=int(key("attention.head_count")), eps=eps,
                    n_embd_text=int(key("projection_dim")),
-                   merge=int(key("spatial_merge_size", 2 if has_merger else 1)) if has_merger else 1,
-                   # clip.cpp fixes 10000 for this projector; a file may say otherwise
-                   rope_base=float(key("rope.freq_base", 10000.0)),
+                   merge=int(key("spatial_merge_size", 2)) if has_merger else 1,
+                   # clip.cpp fixes 10000 for this projector; ggsight's files say it, and llama.cpp's
+                   # from Mistral's own checkpoint format under clip.rope.freq_base
+                   rope_base=float(key("rope.freq_base", gguf.get("clip.rope.freq_base", 10000.0))),
                    silu=bool(gguf.get("clip.use_silu", not gelu)),
                    projector_eps=float(gguf.get(PROJECTOR_NORM_EPS_KEY, eps)))
 
