@@ -233,7 +233,7 @@ def test_clear_errors(hf, tmp_path):
         convert_hf(tmp_path, tmp_path / "x.gguf", progress=False)
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    (bad / "config.json").write_text(json.dumps({"architectures": ["FalconForCausalLM"]}))
     with pytest.raises(ValueError, match="unsupported architecture"):
         convert_hf(bad, tmp_path / "x.gguf", progress=False)
     # drop one tensor: the error names it

@@ -290,8 +290,8 @@ def test_clear_errors(hf, tmp_path):
     text_only = _copy(d, tmp_path / "text_only", lambda c: {k: v for k, v in c.items() if k != "vision_config"})
     with pytest.raises(ConvertError, match="no vision_config"):
         convert_mmproj(text_only, tmp_path / "m.gguf")
-    llama = _copy(d, tmp_path / "llama", lambda c: {**c, "architectures": ["LlamaForCausalLM"]})
-    with pytest.raises(ConvertError, match=r"unsupported architecture \['LlamaForCausalLM'\].*Llama4ForCond"):
+    llama = _copy(d, tmp_path / "llama", lambda c: {**c, "architectures": ["FalconForCausalLM"]})
+    with pytest.raises(ConvertError, match=r"unsupported architecture \['FalconForCausalLM'\].*Llama4ForCond"):
         convert_hf(llama, tmp_path / "t.gguf", progress=False)
     missing = _copy(d, tmp_path / "missing", drop={f"{L}.3.feed_forward.experts.gate_up_proj"})
     with pytest.raises(ConvertError, match=r"blk\.3\.ffn_gate_exps\.weight, blk\.3\.ffn_up_exps\.weight"):
