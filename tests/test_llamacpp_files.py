@@ -48,7 +48,7 @@ TEXT_ONLY = ["gemma2", "granite", "llama", "llama_mistral", "llama_tied", "qwen2
 
 
 def test_every_architecture_has_llamacpp_files_with_a_text_and_an_image_case():
-    assert sorted(SUITES) == sorted(["gemma3", "llama4", "qwen25vl", *TEXT_ONLY])
+    assert sorted(SUITES) == sorted(["gemma3", "llama4", "mistral3", "qwen25vl", *TEXT_ONLY])
     for arch, suite in SUITES.items():
         assert suite["converter"].startswith("llama.cpp convert_hf_to_gguf.py") and suite["transformers_version"]
         if arch in TEXT_ONLY:
