@@ -220,10 +220,10 @@ def test_clear_errors(hf, tmp_path):
     text_only = _copy(d, tmp_path / "text_only", lambda c: {k: v for k, v in c.items() if k != "vision_config"})
     with pytest.raises(ConvertError, match="no vision_config"):
         convert_mmproj(text_only, tmp_path / "m.gguf")
-    llama = _copy(d, tmp_path / "llama", lambda c: {**c, "architectures": ["LlamaForCausalLM"]})
+    llama = _copy(d, tmp_path / "llama", lambda c: {**c, "architectures": ["FalconForCausalLM"]})
     for convert in (lambda: convert_hf(llama, tmp_path / "t.gguf", progress=False),
                     lambda: convert_mmproj(llama, tmp_path / "m.gguf")):
-        with pytest.raises(ConvertError, match=r"unsupported architecture \['LlamaForCausalLM'\].*Qwen2_5_VL"):
+        with pytest.raises(ConvertError, match=r"unsupported architecture \['FalconForCausalLM'\].*Qwen2_5_VL"):
             convert()
     missing = _copy(d, tmp_path / "missing", drop={"visual.blocks.2.mlp.up_proj.bias"})
     with pytest.raises(ConvertError, match=r"v\.blk\.2\.ffn_up\.bias"):

@@ -11,7 +11,7 @@ neither torch nor a bf16-aware numpy.
 Which checkpoints convert (config.json `architectures`) is what the model folders declare
 (ggsight.models: each folder's HF_ARCHITECTURES, CONVERT and CONVERT_MMPROJ). A text mapping has
 ARCH, Hparams.from_config, write_metadata, gguf_name (a GGUF name, several for a tensor that is
-split, or None), expected_names, fix_tensor and write_tokenizer, and may have gguf_shape(name,
+split, or None), expected_names, fix_tensor(name, data, n_vocab, hp) and write_tokenizer, and may have gguf_shape(name,
 hf_shape, hp) (for tensors that are split or transposed), extra_tensors(hp) (tensors computed
 from the config, such as rope_freqs) and stacked(hf_name, hp) -> (GGUF name, index) or None (one
 slice of a GGUF tensor stacked from several HF tensors, such as one expert of Qwen3-MoE's); an
@@ -218,7 +218,7 @@ def convert_hf(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32",
                 raise ConvertError(f"{hf_dir}: the tokenizer has {n_vocab} tokens, the embedding "
                                    f"only {shape[0]} rows")
             load = ((lambda n=name: extra[n]) if name in extra else
-                    (lambda n=name: mod.fix_tensor(n, _load(ckpt, plan[n]), n_vocab)))
+                    (lambda n=name: mod.fix_tensor(n, _load(ckpt, plan[n]), n_vocab, hp)))
             jobs.append((name, shape, out_type(name, shape, outtype), load))
         write_tensors(w, jobs, progress)
     finally:

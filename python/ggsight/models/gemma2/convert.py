@@ -150,7 +150,7 @@ def expected_names(hp: Gemma2Hparams) -> set[str]:
     return names
 
 
-def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int) -> np.ndarray:
+def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
     """llama.cpp's value changes: Gemma2RMSNorm computes x * (1 + w), GGUF stores 1 + w; the
     embedding loses rows past the tokenizer's vocabulary."""
     if name.endswith("norm.weight"):

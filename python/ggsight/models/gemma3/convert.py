@@ -187,7 +187,7 @@ def expected_names(hp: Gemma3Hparams) -> set[str]:
     return names
 
 
-def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int) -> np.ndarray:
+def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
     """Value changes llama.cpp's converter makes: Gemma3RMSNorm computes x * (1 + w), GGUF
     stores 1 + w (all norms, QK-norms included); the embedding loses rows past the tokenizer's
     vocabulary (262208 -> 262144 in real checkpoints)."""

@@ -54,7 +54,7 @@ class GraniteHparams:
         n_embd, n_head = int(hp["hidden_size"]), int(hp["num_attention_heads"])
         head_dim = n_embd // n_head   # GraniteAttention has no head_dim (llama.cpp ignores one too)
         base, linear, factors = llama.rope(hp, head_dim, where)
-        llama._CURRENT[0] = out = cls(
+        out = cls(
             n_vocab=int(hp["vocab_size"]), n_embd=n_embd, n_ff=int(hp["intermediate_size"]),
             n_layer=int(hp["num_hidden_layers"]), n_head=n_head,
             n_head_kv=int(hp.get("num_key_value_heads") or n_head), head_dim=head_dim,

@@ -51,12 +51,6 @@ LAYER_NAMES = {
 _ATTN_BIASED, _MLP_BIASED = ("attn_q", "attn_k", "attn_v", "attn_output"), ("ffn_gate", "ffn_up", "ffn_down")
 _LAYER_RE = re.compile(r"model\.layers\.(\d+)\.(.+)\.(weight|bias)$")
 
-# store/convert.py calls fix_tensor(name, data, n_vocab) without the hparams, and the
-# permutation needs the head size: the hparams of the conversion under way (the latest
-# from_config) stand in until the driver passes them
-_CURRENT: list = [None]
-
-
 @dataclass(frozen=True)
 class LlamaHparams:
     n_vocab: int
@@ -85,7 +79,7 @@ class LlamaHparams:
         n_embd, n_head = int(hp["hidden_size"]), int(hp["num_attention_heads"])
         head_dim = int(hp.get("head_dim") or n_embd // n_head)
         base, linear, factors = rope(hp, head_dim, where)
-        _CURRENT[0] = out = cls(
+        out = cls(
             n_vocab=int(hp["vocab_size"]), n_embd=n_embd, n_ff=int(hp["intermediate_size"]),
             n_layer=int(hp["num_hidden_layers"]), n_head=n_head,
             n_head_kv=int(hp.get("num_key_value_heads") or n_head), head_dim=head_dim,
@@ -193,11 +187,10 @@ def permute_halves_to_pairs(data: np.ndarray, n_heads: int) -> np.ndarray:
             .reshape(data.shape))
 
 
-def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp: LlamaHparams | None = None) -> np.ndarray:
+def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp: LlamaHparams) -> np.ndarray:
     """q/k rows permuted for adjacent-pair rope (module docstring); HF's RMSNorm scales by w,
     as GGUF stores it: nothing else changes."""
     if ".attn_q." in name or ".attn_k." in name:
-        hp = hp or _CURRENT[0]
         return permute_halves_to_pairs(np.asarray(data), data.shape[0] // hp.head_dim)
     return data
 

@@ -261,7 +261,7 @@ def gguf_shape(name: str, shape: tuple[int, ...], hp: Llama4Hparams) -> tuple[in
     return (hp.n_expert, hp.n_ff_exp, hp.n_embd) if fused else (hp.n_expert, hp.n_embd, hp.n_ff_exp)
 
 
-def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int) -> np.ndarray:
+def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
     """The experts' split + transpose (module docstring); HF's RMSNorm scales by w (not 1 + w)
     and the embedding keeps its rows (the vocabulary is padded to match): nothing else changes."""
     if name.endswith(("ffn_gate_exps.weight", "ffn_up_exps.weight")):

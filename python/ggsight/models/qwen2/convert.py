@@ -82,7 +82,7 @@ def expected_names(hp: Qwen2Hparams) -> set[str]:
     return names
 
 
-def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int) -> np.ndarray:
+def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
     """HF's RMSNorm scales by w and the embedding keeps its padded rows: nothing to change."""
     return data
 

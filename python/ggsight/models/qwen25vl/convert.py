@@ -130,7 +130,7 @@ def expected_names(hp: Qwen25VLHparams) -> set[str]:
     return names
 
 
-def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int) -> np.ndarray:
+def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
     """Qwen2's RMSNorm scales by w (not 1 + w) and the embedding keeps its padded rows (the
     vocabulary is padded to match): nothing to change."""
     return data

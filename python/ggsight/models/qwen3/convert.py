@@ -86,7 +86,7 @@ def expected_names(hp: Qwen3Hparams) -> set[str]:
     return names
 
 
-def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int) -> np.ndarray:
+def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
     """HF's RMSNorms (QK-norms included) scale by w: nothing to change."""
     return data
 

@@ -143,7 +143,7 @@ def gguf_shape(name: str, shape: tuple[int, ...], hp: Qwen3MoeHparams) -> tuple[
     return shape
 
 
-def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int) -> np.ndarray:
+def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
     """No value changes (Qwen3's RMSNorm scales by w; the embedding keeps its padded rows)."""
     return data
 
