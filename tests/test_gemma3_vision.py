@@ -65,15 +65,19 @@ def test_bf16_mmproj_runs_on_tiles_where_the_cpu_has_them(tmp_path):
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     path = write_mmproj(tmp_path / "mmproj-bf16.gguf", state, model.config.to_dict(), outtype="bf16")
     f = GGUFFile.open(path)
-    weights = load_weights(f)
-    auto, plain = Gemma3Vision(f, weights), Gemma3Vision(f, weights, bf16_tiles=False)
-    assert auto.kernels.enabled == amx_bf16_usable() and not plain.kernels.enabled
+    # the tiles are bound at load, as the loader asks for an mmproj (load_weights(..., tiles=True))
+    tiled, untiled = load_weights(f, tiles=True), load_weights(f, tiles=False)
+    matrices = {f"v.blk.{il}.{n}.weight" for il in range(2) for n in ("attn_q", "attn_k", "attn_v", "attn_out",
+                                                                      "ffn_up", "ffn_down")}
+    assert (set(tiled.tiles) >= matrices) == amx_bf16_usable() and not untiled.tiles
+    assert "v.position_embd.weight" not in tiled.tiles and "v.patch_embd.weight" not in tiled.tiles
+    auto, plain = Gemma3Vision(f, tiled), Gemma3Vision(f, untiled)
     pixels = np.random.default_rng(1).uniform(-1, 1, (1, 3, 56, 56)).astype(np.float32)
     with torch.no_grad():
         ref = model.model.get_image_features(pixel_values=torch.from_numpy(pixels)).pooler_output[0].numpy()
     sched = Scheduler(Backend(n_threads=2))
     errs = {}
-    for name, vision in (("tiles" if auto.kernels.enabled else "ggml", auto), ("ggml bf16", plain)):
+    for name, vision in (("tiles" if tiled.tiles else "ggml", auto), ("ggml bf16", plain)):
         got = vision.encode(sched, pixels[0])
         errs[name] = np.abs(got - ref).max() / np.abs(ref).max()
     print(f"\nbf16 mmproj vs transformers f32: " + ", ".join(f"{k} {v:.1e}" for k, v in errs.items()))

@@ -126,3 +126,110 @@ def test_without_amx_the_kernels_refuse():
     q = ctx.input("q", (8, 2, 10))
     with pytest.raises(GGSightError, match="AMX"):
         attention_bf16_tiles(q, q, q, 1.0)
+
+
+# ---- tiles bound at load (what runs on machines without AMX too) ---------------------------
+import gguf  # noqa: E402
+
+import ggsight  # noqa: E402
+import ggsight.ggml.tiles as tiles_mod  # noqa: E402
+import ggsight.nn.tiles as nn_tiles  # noqa: E402
+from ggsight.ggml import GGUFFile, load_weights  # noqa: E402
+from ggsight.nn import attention  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+CONF = Path(__file__).parent / "data" / "conformance"
+
+
+def bf16_mmproj(src: Path, out: Path) -> Path:
+    """The conformance mmproj with its matrices (2-D, not embedding tables) stored bf16."""
+    r = gguf.GGUFReader(str(src))
+    w = gguf.GGUFWriter(str(out), "clip")
+    for f in r.fields.values():
+        if f.name.startswith("GGUF.") or f.name == "general.architecture":
+            continue
+        kind = f.types[0]
+        w.add_key_value(f.name, f.contents(), kind, f.types[1] if kind == gguf.GGUFValueType.ARRAY else None)
+    for t in r.tensors:
+        data = np.asarray(t.data)
+        if t.tensor_type == gguf.GGMLQuantizationType.F32 and data.ndim == 2 and "embd" not in t.name:
+            # bytes [rows, 2 * cols]: the writer reads the shape back from them
+            w.add_tensor(t.name, gguf.quants.quantize(data, gguf.GGMLQuantizationType.BF16),
+                         raw_dtype=gguf.GGMLQuantizationType.BF16)
+        else:
+            w.add_tensor(t.name, data, raw_dtype=t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out
+
+
+class _FakeTileLib:
+    """The shim's library with the tile matmul answered by ggml's matmul of the weight the tiles
+    were packed from (so the binding and routing run, and check, where AMX does not exist)."""
+
+    def __init__(self, lib, packed_from: dict):
+        self._lib, self._packed_from, self.calls = lib, packed_from, []
+
+    def gs_amx_bf16_usable(self):
+        return 1
+
+    def gs_mul_mat_bf16_tiles(self, ctx, tiles, x, n_out):
+        weight = self._packed_from[tiles]
+        assert weight.ne[1] == n_out
+        self.calls.append(weight.name)
+        return self._lib.gs_mul_mat(ctx, weight.ptr, x)
+
+    def __getattr__(self, name):
+        return getattr(self._lib, name)
+
+
+@pytest.mark.parametrize("arch", ["gemma3", "qwen25vl", "llama4"])
+def test_tiles_bound_at_load_carry_the_towers_matmuls_and_attention(arch, tmp_path, monkeypatch):
+    """load() binds a bf16 mmproj's matrices to the tiles (as x16 is bound), and the tower's
+    mul_mat / unmasked attention go there with no tile code in the model; estimate() counts the
+    copies without making them; repack=False (and the untiled path) run ggml's ops unchanged."""
+    mmproj = bf16_mmproj(CONF / arch / "mmproj.gguf", tmp_path / "mmproj-bf16.gguf")
+    text = CONF / arch / "text.gguf"
+    plain = ggsight.load(text, mmproj=mmproj, n_ctx=64, n_threads=2, repack=False)
+    assert not plain.images.vision.binder.weights.tiles
+    view = plain.images.largest_view() + np.float32(0.25)
+    want = plain.images.embed(plain.sched, view)
+
+    packed_from, real_init = {}, tiles_mod.TiledMatrix.__init__
+
+    def init(self, weight, name=None):
+        real_init(self, weight, name)
+        packed_from[self.tensor.ptr] = weight
+    fake = _FakeTileLib(tiles_mod.lib, packed_from)
+    monkeypatch.setattr(tiles_mod.TiledMatrix, "__init__", init)
+    monkeypatch.setattr(tiles_mod, "lib", fake)
+    attended = []
+
+    def tile_attention(q, k, v, scale):   # what the kernel computes, in ggml's ops (f16 K/V as untiled)
+        attended.append(q.ne)
+        return attention(q, k.permute(0, 2, 1, 3).cast(DType.F16), v.permute(0, 2, 1, 3).cast(DType.F16), None,
+                         scale)
+    monkeypatch.setattr(nn_tiles, "attention_bf16_tiles", tile_attention)
+
+    m = ggsight.load(text, mmproj=mmproj, n_ctx=64, n_threads=2)
+    w = m.images.vision.binder.weights
+    gf = GGUFFile.open(mmproj)
+    matrices = {t.name for t in gf.tensors if t.dtype == DType.BF16}
+    assert set(w.tiles) == matrices and all(isinstance(w[n], tiles_mod.TiledTensor) for n in matrices)
+    some = sorted(matrices)[0]
+    np.testing.assert_array_equal(w[some].read(), load_weights(gf, repack=False)[some].read())  # read as stored
+    assert w.tiles_nbytes == tiles_mod.planned_bytes(gf.tensors) > 0
+    assert m.memory.weights == plain.memory.weights + w.tiles_nbytes
+    assert ggsight.estimate(text, mmproj=mmproj, n_ctx=64).weights == m.memory.weights
+
+    fake.calls.clear()   # the memory plan built the tower's graph too
+    attended.clear()
+    got = m.images.embed(m.sched, view)
+    c = m.images.vision.config
+    n_layer = c.n_layer
+    assert fake.calls.count(f"v.blk.{n_layer - 1}.attn_q.weight") == 1 and len(fake.calls) >= 6 * n_layer
+    unmasked = n_layer if arch != "qwen25vl" else len(c.full_layers)
+    assert len(attended) == unmasked >= 1
+    np.testing.assert_array_equal(got, want)   # the same ops, the same bits

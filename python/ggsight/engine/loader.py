@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 from ..cache import KVCache
 from ..errors import InvalidArgumentError
 from ..ggml import Backend, Device, GGUFFile, Scheduler, cpu_device, default_threads, load_weights
+from ..ggml import tiles as bf16_tiles
 from ..models import image_support, model_class
 from ..models.ollama_layout import is_single_file, split_single_file
 from .host_memory import HostMeter
@@ -115,7 +116,8 @@ def load_model(path, opts: LoadOptions, *, plan_only: bool = False, devices=None
         layers = device_names(opts.n_gpu_layers, accel) if accel else None
     # refuse now, naming the numbers, rather than fail (or swap) once the cache is allocated
     m.memory = plan(m.net, m.images, n_ctx=m.n_ctx, n_batch=m.n_batch, kv_type=opts.kv_type, n_seq=opts.n_seq,
-                    devices=where, n_gpu_layers=layers, host_measured={"tokenizer and metadata": meter.grown})
+                    devices=where, n_gpu_layers=layers, host_measured={"tokenizer and metadata": meter.grown},
+                    tile_bytes=_planned_tile_bytes(m, opts) if plan_only else None)
     if plan_only:
         return m
     layer_devices = None
@@ -152,11 +154,12 @@ def _scheduler(backends: list[Backend], dump: Callable | None) -> Scheduler:
 
 
 def _image_glue(m: LoadedModel, opts: LoadOptions, device: Device, repack: bool):
-    """The image glue over the mmproj's weights on `device`."""
+    """The image glue over the mmproj's weights on `device`: its bf16 matrices bound to the CPU's
+    tile kernels where it has them and the weights may be repacked (as x16 is for text)."""
     glue = image_support(m.arch, m.mmproj_gguf)
     if glue is None:
         raise InvalidArgumentError(f"architecture {m.arch!r} has no image support")
-    weights = load_weights(m.mmproj_gguf, device, use_mmap=opts.use_mmap, repack=repack)
+    weights = load_weights(m.mmproj_gguf, device, use_mmap=opts.use_mmap, repack=repack, tiles=repack)
     images = glue(m.mmproj_gguf, weights, m.tokenizer, n_embd_text=m.net.config.n_embd, **dict(opts.image_options))
     if hasattr(images, "bind_text_model"):   # glue whose embeddings include text-token rows (see protocol.py)
         images.bind_text_model(m.net)
@@ -170,6 +173,11 @@ def _image_cache(m: LoadedModel, opts: LoadOptions) -> ImageCache:
     # on disk, embeddings are filed under the projector file they came from
     namespace = file_identity(m.mmproj_gguf.path) if disk_dir is not None else "default"
     return ImageCache(opts.image_cache_bytes, disk_dir, namespace)
+
+
+def _planned_tile_bytes(m: LoadedModel, opts: LoadOptions) -> int:
+    """The tile copies a full load would bind for the tower (a plan-only load binds none)."""
+    return bf16_tiles.planned_bytes(m.mmproj_gguf.tensors) if m.images is not None and opts.repack else 0
 
 
 def _place(m: LoadedModel, opts: LoadOptions, accel: list[Device]) -> list[int]:

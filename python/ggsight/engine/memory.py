@@ -250,10 +250,11 @@ def _weight_bytes(w) -> int:
     return w.nbytes - lookup_only
 
 
-def _tower_bytes(images) -> int:
-    vision = images.vision
-    tiles = getattr(vision, "kernels", None)
-    return vision.binder.weights.nbytes + (tiles.nbytes if tiles is not None else 0)
+def _tower_bytes(images, tile_bytes: int | None = None) -> int:
+    """The tower's weights plus the tile copies of its bf16 matrices: those bound at load, or
+    `tile_bytes`, what a full load would bind (a plan-only load binds none)."""
+    weights = images.vision.binder.weights
+    return weights.nbytes + (weights.tiles_nbytes if tile_bytes is None else tile_bytes)
 
 
 def check_n_seq(n_seq, n_batch: int) -> None:
@@ -279,11 +280,13 @@ def _text(net, images, n_ctx: int, n_tokens: int, kv_type: str, device: Device,
 
 def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
          device: Device | None = None, n_seq: int = 1, devices: list[DeviceBudget] | None = None,
-         n_gpu_layers: int | dict | None = None, host_measured: dict | None = None) -> MemoryEstimate:
+         n_gpu_layers: int | dict | None = None, host_measured: dict | None = None,
+         tile_bytes: int | None = None) -> MemoryEstimate:
     """The estimate for a model whose weights are placed (`net`, and `images` its image glue or
     None), as Model would run it; n_batch as Model keeps it (at most n_ctx); n_seq sequences
     (their decode steps run as one micro-batch of n_seq <= n_batch tokens, inside the worst case).
-    With `devices` (simulated or real budgets), also where each layer would go: see placement.py."""
+    With `devices` (simulated or real budgets), also where each layer would go: see placement.py.
+    tile_bytes: the tower's tile copies, where its weights were loaded without them (estimate())."""
     if kv_type not in KV_TYPES:
         raise InvalidArgumentError(f"kv_type must be one of {', '.join(KV_TYPES)}, not {kv_type!r}")
     if not _kv_type_fits(net, kv_type):
@@ -305,7 +308,8 @@ def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
             view = images.largest_view()
             vision = _reserve(lambda s: images.embed(_ReserveOnly(s), view), device)
         image_host = traced.peak + 2 * view.nbytes
-    weights = _weight_bytes(net.binder.weights) + (_tower_bytes(images) if images else 0)
+    tower = _tower_bytes(images, tile_bytes) if images else 0
+    weights = _weight_bytes(net.binder.weights) + tower
     d = DeviceMemory(weights, kv.nbytes, max(text, vision))
 
     def price(n: int, kv_type: str) -> tuple[int, int] | None:
@@ -321,7 +325,7 @@ def plan(net, images=None, *, n_ctx: int, n_batch: int, kv_type: str = "f16",
         # a device given without a compute figure is charged the one measured here (a device in a
         # split runs only its part of the graph, so this errs on the safe side)
         budgets = [b if b.compute else DeviceBudget(b.name, b.free, b.kind, d.compute) for b in devices]
-        placed = plan_placement(costs.layers, costs.output, _tower_bytes(images) if images else 0, budgets,
+        placed = plan_placement(costs.layers, costs.output, tower, budgets,
                                 n_gpu_layers=n_gpu_layers, input_bytes=costs.input, mapped=bool(net.binder.weights.mapped))
     host = dict(host_measured or {})
     host.update(step_host_bytes(net, kv, micro_batch(n_ctx), net.binder.weights["token_embd.weight"].ne[1]))

@@ -4,6 +4,12 @@ ggml's CPU matmul runs at the f32 FMA rate even for bf16 weights; on CPUs with A
 (Sapphire Rapids and later) the shim's own kernels multiply 16x16x32 bf16 blocks per
 instruction. They are ggml custom ops: CPU backend only, products in bf16, sums in f32.
 
+They are bound at load, as the x16 layout is (load_weights(..., tiles=True), which the loader asks
+for a vision projector's weights): each bf16 matrix becomes a TiledTensor, whose mul_mat runs the
+tile kernel and whose other ops read the weight as stored. A graph that multiplies on the tiles
+runs its unmasked attention on them too (nn.tiles.patch_attention), so model code only calls
+mul_mat and attention.
+
 Tile layout of a weight W [n_out, K] (numpy order), both sides zero-padded to multiples of 32:
 for each block of 16 outputs, for each run of 32 inputs, one 1 KiB tile whose row p holds, for
 each of the 16 outputs n, W[n, 2p] and W[n, 2p + 1] ("VNNI" pairs).
@@ -22,6 +28,27 @@ from .tensor import Context, Tensor
 def amx_bf16_usable() -> bool:
     """True when this build and CPU can run the bf16 tile kernels."""
     return bool(lib.gs_amx_bf16_usable())
+
+
+def tileable(name: str, shape, dtype) -> bool:
+    """A weight load_weights(tiles=True) binds: a bf16 matrix (ggml order [K, n_out]) that is not
+    an embedding table (those are read by rows, or reshaped into kernels), on a CPU with AMX-BF16."""
+    dims = [int(n) for n in shape]
+    while len(dims) > 2 and dims[-1] == 1:
+        dims.pop()
+    return (DType(dtype) == DType.BF16 and len(dims) == 2 and min(dims) > 1 and "embd" not in name
+            and amx_bf16_usable())
+
+
+def tiled_nbytes(shape) -> int:
+    """Bytes of a [K, n_out] matrix's tile copy (both sides padded to 32, two bytes a value)."""
+    k, n_out = int(shape[0]), int(shape[1])
+    return (-(-k // 32) * 32) * (-(-n_out // 32) * 32) * 2
+
+
+def planned_bytes(infos) -> int:
+    """The tile copies load_weights(tiles=True) would make for these tensor infos (0 without AMX)."""
+    return sum(tiled_nbytes(i.shape) for i in infos if tileable(i.name, i.shape, i.dtype))
 
 
 def to_bf16_bits(a: np.ndarray) -> np.ndarray:
@@ -74,6 +101,32 @@ class TiledMatrix:
         c = _ctx(x)
         c.refs.append(self)  # the graph reads the tiles: they live as long as it does
         return _new(c, lib.gs_mul_mat_bf16_tiles(c.ptr, self.tensor.ptr, x.ptr, self.n_out), "mul_mat_bf16_tiles")
+
+
+class TiledTensor(Tensor):
+    """A bf16 weight [K, n_out] with a copy in the tile layout: mul_mat runs the tile kernel,
+    every other op (transpose, get_rows, read, ...) reads the weight as the file stores it."""
+
+    __slots__ = ("tiles",)
+
+    @classmethod
+    def of(cls, weight: Tensor) -> "TiledTensor":
+        t = cls(weight.ctx, weight.ptr)
+        t.tiles = TiledMatrix(weight)
+        return t
+
+    def mul_mat(self, x: Tensor) -> Tensor:
+        """Like ggml's mul_mat: x [K, ...] -> f32 [n_out, ...] (x taken as contiguous f32)."""
+        if x.dtype != DType.F32:
+            x = x.cast(DType.F32)
+        if not x.is_contiguous:
+            x = x.cont()
+        return self.tiles.mul_mat(x)
+
+
+def reads_tiles(t: Tensor) -> bool:
+    """True when t's graph multiplies on tiles (a TiledMatrix is among the context's references)."""
+    return any(isinstance(r, TiledMatrix) for r in t.ctx.refs)
 
 
 def attention_bf16_tiles(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:

@@ -6,7 +6,7 @@ import mmap
 from typing import Callable, Iterable
 
 from ..errors import InvalidArgumentError
-from . import x16
+from . import tiles as bf16_tiles, x16
 from .backend import Buffer, Device, cpu_device, devices, extra_buffer_types, extra_supports_matmul
 from .gguf import GGUFFile, TensorInfo
 from .tensor import Context, Tensor
@@ -23,6 +23,7 @@ class Weights:
         self.ctx = ctx
         self.repacked = repacked  # the part held in a repacking buffer, if any
         self.interleaved: Weights | None = None  # the part in ggsight's x16 layout, if any
+        self.tiles: dict = {}     # name -> TiledMatrix: bf16 matrices bound to the AMX tile kernels
         self.tensors = tensors
         self.buffer = buffer
         self.mapped = mapped
@@ -44,6 +45,11 @@ class Weights:
     @property
     def nbytes(self) -> int:
         return sum(self.gguf.tensor(self.alias_of.get(n, n)).nbytes for n in self.tensors)
+
+    @property
+    def tiles_nbytes(self) -> int:
+        """The tile copies' bytes (besides nbytes: the file's bytes stay mapped for other ops)."""
+        return sum(t.nbytes for t in self.tiles.values())
 
     # alias_of: copies of a file tensor under another name -> that tensor's GGUF name (a tied lm
     # head's own copy of the embedding table, "output.weight", repacked or on another device);
@@ -91,7 +97,7 @@ def _split_repackable(infos: list[TensorInfo], dev: Device) -> tuple[list[Tensor
 
 
 def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: Iterable[str] | None = None,
-                 use_mmap: bool = True, repack: bool = True, head_copy: bool = True,
+                 use_mmap: bool = True, repack: bool = True, head_copy: bool = True, tiles: bool = False,
                  progress: Progress | None = None) -> Weights:
     """Create frozen contexts holding the file's tensors (or `names`) and give them data.
 
@@ -99,7 +105,10 @@ def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: I
     converted once, as llama.cpp does), Q8_0/Q5_0 matrices to ggsight's x16 layout where the CPU
     runs its kernels (module x16); everything else is used in place from the mmap. With
     `head_copy`, a tied lm head gets its own repacked copy of the embedding table when its type
-    repacks (head_copy=False: the lm head runs elsewhere). repack=False: all in place.
+    repacks (head_copy=False: the lm head runs elsewhere). With `tiles` (a vision projector's
+    weights; text models keep ggml's kernels), bf16 matrices also get a copy in the layout of the
+    shim's AMX-BF16 tile kernels where the CPU has them (module tiles): their mul_mat runs there.
+    repack=False: all in place, no tiles either.
     """
     dev = cpu_device() if device is None else device
     dev = dev if isinstance(dev, Device) else devices()[int(dev)]
@@ -138,7 +147,19 @@ def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: I
         weights.tensors.update(repacked.tensors)
         weights.alias_of = dict(repacked.alias_of)
         weights.repacked = repacked
+    if tiles and repack and dev.type == "cpu":
+        _bind_tiles(weights)
     return weights
+
+
+def _bind_tiles(weights: Weights) -> None:
+    """bf16 matrices used in place become TiledTensors: the same tensor, plus its tile copy."""
+    repacked = weights.repacked.tensors if weights.repacked is not None else {}
+    for name, t in list(weights.tensors.items()):
+        if type(t) is Tensor and name not in repacked and bf16_tiles.tileable(name, t.ne, t.dtype):
+            tiled = bf16_tiles.TiledTensor.of(t)
+            weights.tensors[name] = tiled
+            weights.tiles[name] = tiled.tiles
 
 
 def _tied_head(gguf: GGUFFile, infos: list[TensorInfo], dev: Device, extra: int) -> TensorInfo | None:

@@ -1,38 +1,23 @@
-"""Matmuls and whole-sequence attention on the CPU's bf16 tile units where a model asks for
-them (its weights are bf16) and the machine has them; plain ggml ops otherwise."""
+"""Attention of an image's patches over each other, on the CPU's bf16 tile units where the
+tower's weights were bound to them at load (ggml/tiles.py), with ggml's attention otherwise."""
 from __future__ import annotations
 
-from typing import Iterable
-
 from ..ggml import DType, Tensor
-from ..ggml.tiles import TiledMatrix, amx_bf16_usable, attention_bf16_tiles
+from ..ggml.tiles import attention_bf16_tiles, reads_tiles
+from .layers import attention
 
 
-def all_bf16(weights: Iterable[Tensor]) -> bool:
-    return all(w.dtype == DType.BF16 for w in weights)
+def patch_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, *, exact: bool,
+                    flash: bool = True) -> Tensor:
+    """q, k, v [head_dim, n_head, n_patches] as projected -> [head_dim * n_head, n_patches].
 
-
-class TileKernels:
-    """`mul_mat(w, x)` and `attention(q, k, v, scale)` for one set of weights.
-
-    enabled=None decides by the weights: bf16 matrices take the tile kernels (products in
-    bf16 as the weights already are, sums in f32); f32/f16 weights keep ggml's kernels, whose
-    rounding the f32 conformance tests pin."""
-
-    def __init__(self, matrices: Iterable[Tensor], enabled: bool | None = None):
-        matrices = list(matrices)
-        wanted = all_bf16(matrices) if enabled is None else enabled
-        self.enabled = bool(wanted and matrices and amx_bf16_usable())
-        self._tiled = {w.name: TiledMatrix(w) for w in matrices} if self.enabled else {}
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.nbytes for t in self._tiled.values())
-
-    def mul_mat(self, w: Tensor, x: Tensor) -> Tensor:
-        tiled = self._tiled.get(w.name)
-        return tiled.mul_mat(x) if tiled is not None else w.mul_mat(x)
-
-    def attention(self, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor | None:
-        """Unmasked attention, q/k/v [head_dim, n_head, n_tokens]; None when not enabled."""
-        return attention_bf16_tiles(q, k, v, scale) if self.enabled else None
+    Unmasked, in a graph whose matmuls run on tiles (a bf16 tower on an AMX CPU): the tile
+    kernel (bf16 products, f32 sums). Otherwise ggml's attention, with `mask` [n, n] f16 when
+    given; fused (flash) with K/V rounded to f16, half the traffic, unless `exact` (f32 weights
+    ask for f32 maths)."""
+    if mask is None and reads_tiles(q):
+        return attention_bf16_tiles(q, k, v, scale)
+    k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)                     # [head_dim, n_patches, n_head]
+    if flash and not exact:
+        k, v = k.cast(DType.F16), v.cast(DType.F16)
+    return attention(q, k, v, mask, scale, flash=flash)

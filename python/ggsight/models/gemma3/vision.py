@@ -5,8 +5,8 @@ import math
 from dataclasses import dataclass
 
 from ...ggml import Context, DType, Tensor, required
-from ...nn import WeightBinder, attention, gelu_tanh, patch_embed, rms_norm
-from ...nn.tiles import TileKernels
+from ...nn import WeightBinder, gelu_tanh, patch_embed, rms_norm
+from ...nn.tiles import patch_attention
 
 _DEFAULT_POOL = 4   # clip.cpp's n_merge for PROJECTOR_TYPE_GEMMA3
 
@@ -59,10 +59,10 @@ def _norm(x: Tensor, w: Tensor, b: Tensor, eps: float) -> Tensor:
 
 
 class Gemma3Vision:
-    """bf16_tiles: run the tower's matmuls and attention on the CPU's bf16 tile units (AMX);
-    None = when the mmproj's matrices are bf16 and the CPU has them."""
+    """SigLIP over one image; a bf16 mmproj's matmuls and attention run on the CPU's tile units
+    (AMX) where its weights were bound to them at load (load_weights(..., tiles=True))."""
 
-    def __init__(self, gguf, weights, bf16_tiles: bool | None = None):
+    def __init__(self, gguf, weights):
         self.config = c = Gemma3VisionConfig.from_gguf(gguf)
         w = self.binder = WeightBinder(weights)
         self.patch_w = w("v.patch_embd.weight", (c.patch_size, c.patch_size, 3, c.n_embd))
@@ -78,7 +78,6 @@ class Gemma3Vision:
         self.proj = w("mm.input_projection.weight", (c.n_embd_text, c.n_embd))  # [n_embd_text, n_embd]
         self.flash_attn = True
         matrices = [L[n][0] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")]
-        self.kernels = TileKernels(matrices, bf16_tiles)
         # f32 weights ask for exact maths: f32 K/V in the fused attention, GELU in f32 ops
         self.exact = all(m.dtype == DType.F32 for m in matrices)
 
@@ -90,17 +89,18 @@ class Gemma3Vision:
             x = patch_embed(self.patch_w, pixels, c.patch_size)                    # [n_embd, n_patches]
             x = x.add(self.patch_b).add(self.pos).named("v_inp")
             head_dim = c.n_embd // c.n_head
-            mm = self.kernels.mul_mat
             for il, L in enumerate(self.layers):
                 cur = _norm(x, *L["ln1"], c.eps)
-                q = mm(L["attn_q"][0], cur).add(L["attn_q"][1]).reshape(head_dim, c.n_head, c.n_patches)
-                k = mm(L["attn_k"][0], cur).add(L["attn_k"][1]).reshape(head_dim, c.n_head, c.n_patches)
-                v = mm(L["attn_v"][0], cur).add(L["attn_v"][1]).reshape(head_dim, c.n_head, c.n_patches)
-                att = self._attention(q, k, v, 1.0 / math.sqrt(head_dim))  # [n_embd, n_patches]
-                x = x.add(mm(L["attn_out"][0], att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
+                q = L["attn_q"][0].mul_mat(cur).add(L["attn_q"][1]).reshape(head_dim, c.n_head, c.n_patches)
+                k = L["attn_k"][0].mul_mat(cur).add(L["attn_k"][1]).reshape(head_dim, c.n_head, c.n_patches)
+                v = L["attn_v"][0].mul_mat(cur).add(L["attn_v"][1]).reshape(head_dim, c.n_head, c.n_patches)
+                # bidirectional over the patches (no mask)
+                att = patch_attention(q, k, v, None, 1.0 / math.sqrt(head_dim), exact=self.exact,
+                                      flash=self.flash_attn)                        # [n_embd, n_patches]
+                x = x.add(L["attn_out"][0].mul_mat(att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
                 cur = _norm(x, *L["ln2"], c.eps)
-                cur = gelu_tanh(mm(L["ffn_up"][0], cur).add(L["ffn_up"][1]), self.exact)
-                cur = mm(L["ffn_down"][0], cur).add(L["ffn_down"][1])
+                cur = gelu_tanh(L["ffn_up"][0].mul_mat(cur).add(L["ffn_up"][1]), self.exact)
+                cur = L["ffn_down"][0].mul_mat(cur).add(L["ffn_down"][1])
                 x = x.add(cur).named(f"v_out-{il}")
             x = _norm(x, *self.post_ln, c.eps).named("v_post_ln")                 # [n_embd, n_patches]
             # average-pool side x side patches down to (side / pool)^2 tokens
@@ -114,16 +114,6 @@ class Gemma3Vision:
             proj = self.proj.cast(DType.F32) if self.exact and self.proj.dtype != DType.F32 else self.proj
             proj = proj.transpose().cont()                                         # [n_embd, n_embd_text]
             return proj.mul_mat(x).named("mm_out")                                 # [n_embd_text, n_tokens]
-
-    def _attention(self, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-        """Bidirectional over the patches (no mask); q, k, v [head_dim, n_head, n_patches]."""
-        tiled = self.kernels.attention(q, k, v, scale)
-        if tiled is not None:
-            return tiled
-        k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)                     # [head_dim, n_patches, n_head]
-        if self.flash_attn and not self.exact:  # fused, f16 K/V: no n x n matrix, half the traffic
-            k, v = k.cast(DType.F16), v.cast(DType.F16)
-        return attention(q, k, v, None, scale, flash=self.flash_attn)
 
     def encode(self, sched, pixels) -> "object":
         """numpy [3, size, size] -> numpy [n_tokens, n_embd_text]."""

@@ -10,8 +10,8 @@ import numpy as np
 
 from ...ggml import Context, DType, Tensor, required
 from ...ggml.ops import ROPE_NORMAL
-from ...nn import WeightBinder, attention, patch_embed
-from ...nn.tiles import TileKernels
+from ...nn import WeightBinder, patch_embed
+from ...nn.tiles import patch_attention
 
 _LAYER_NORM_EPS = 1e-5   # HF builds its LayerNorms with the default eps, whatever the config says
 
@@ -66,7 +66,10 @@ def _pixel_shuffle(x: Tensor, side: int, ratio: float) -> Tensor:
 
 
 class Llama4Vision:
-    def __init__(self, gguf, weights, bf16_tiles: bool | None = None):
+    """A bf16 mmproj's matmuls and attention run on the CPU's bf16 tile units (AMX) where its
+    weights were bound to them at load (load_weights(..., tiles=True))."""
+
+    def __init__(self, gguf, weights):
         self.config = c = Llama4VisionConfig.from_gguf(gguf)
         w = self.binder = WeightBinder(weights)
         p = c.patch_size
@@ -88,7 +91,6 @@ class Llama4Vision:
         if self.patch_w.ne[0] != 3 * p * p:
             raise ValueError(f"{gguf.path}: v.patch_embd.weight has {self.patch_w.ne[0]} inputs, expected {3 * p * p}")
         matrices = [L[n][0] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out", "ffn_up", "ffn_down")]
-        self.kernels = TileKernels(matrices + [self.mlp1, self.mlp2, self.proj], bf16_tiles)
         self.exact = all(m.dtype == DType.F32 for m in matrices)
 
     @staticmethod
@@ -119,7 +121,6 @@ class Llama4Vision:
     def build(self, ctx: Context, pixels: Tensor, pos_x: Tensor, pos_y: Tensor) -> Tensor:
         """One tile [S, S, 3, 1] -> [n_embd_text, tokens_per_tile]."""
         c = self.config
-        mm = self.kernels.mul_mat
         hd = c.n_embd // c.n_head
         n = c.side * c.side + 1
         with ctx:
@@ -129,29 +130,20 @@ class Llama4Vision:
             x = _layer_norm(x.add(self.pos), self.pre_ln).named("v_pre_ln")       # [n_embd, n]
             for il, L in enumerate(self.layers):
                 cur = _layer_norm(x, L["ln1"])
-                q = mm(L["attn_q"][0], cur).add(L["attn_q"][1]).reshape(hd, c.n_head, n)
-                k = mm(L["attn_k"][0], cur).add(L["attn_k"][1]).reshape(hd, c.n_head, n)
-                v = mm(L["attn_v"][0], cur).add(L["attn_v"][1]).reshape(hd, c.n_head, n)
+                q = L["attn_q"][0].mul_mat(cur).add(L["attn_q"][1]).reshape(hd, c.n_head, n)
+                k = L["attn_k"][0].mul_mat(cur).add(L["attn_k"][1]).reshape(hd, c.n_head, n)
+                v = L["attn_v"][0].mul_mat(cur).add(L["attn_v"][1]).reshape(hd, c.n_head, n)
                 q, k = self._rope_2d(q, pos_x, pos_y, n), self._rope_2d(k, pos_x, pos_y, n)
-                att = self._attention(q, k, v, 1.0 / math.sqrt(hd))
-                x = x.add(mm(L["attn_out"][0], att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
-                cur = mm(L["ffn_up"][0], _layer_norm(x, L["ln2"])).add(L["ffn_up"][1]).gelu_erf()
-                x = x.add(mm(L["ffn_down"][0], cur).add(L["ffn_down"][1])).named(f"v_out-{il}")
+                att = patch_attention(q, k, v, None, 1.0 / math.sqrt(hd), exact=self.exact)
+                x = x.add(L["attn_out"][0].mul_mat(att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
+                cur = L["ffn_up"][0].mul_mat(_layer_norm(x, L["ln2"])).add(L["ffn_up"][1]).gelu_erf()
+                x = x.add(L["ffn_down"][0].mul_mat(cur).add(L["ffn_down"][1])).named(f"v_out-{il}")
             x = _layer_norm(x, self.post_ln)
             x = x.view((c.n_embd, n - 1), (x.nb[0], x.nb[1]), 0).cont()             # drop the class token
             x = _pixel_shuffle(x, c.side, c.shuffle_ratio)                          # [n_embd / r^2, tokens]
-            x = mm(self.mlp1, x).gelu_erf()
-            x = mm(self.mlp2, x).gelu_erf()
-            return mm(self.proj, x).named("mm_out")                                 # [n_embd_text, tokens]
-
-    def _attention(self, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-        tiled = self.kernels.attention(q, k, v, scale)
-        if tiled is not None:
-            return tiled
-        k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)
-        if not self.exact:
-            k, v = k.cast(DType.F16), v.cast(DType.F16)
-        return attention(q, k, v, None, scale)
+            x = self.mlp1.mul_mat(x).gelu_erf()
+            x = self.mlp2.mul_mat(x).gelu_erf()
+            return self.proj.mul_mat(x).named("mm_out")                                 # [n_embd_text, tokens]
 
     def encode(self, sched, tile: np.ndarray) -> np.ndarray:
         """numpy [3, S, S] -> [tokens_per_tile, n_embd_text]."""

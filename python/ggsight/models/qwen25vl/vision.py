@@ -11,8 +11,8 @@ import numpy as np
 
 from ...ggml import Context, DType, Tensor, required
 from ...ggml.ops import ROPE_VISION
-from ...nn import WeightBinder, attention, patch_embed, rms_norm
-from ...nn.tiles import TileKernels
+from ...nn import WeightBinder, patch_embed, rms_norm
+from ...nn.tiles import patch_attention
 from .windows import PatchLayout, patch_layout, window_mask
 
 
@@ -52,10 +52,10 @@ class QwenVisionConfig:
 
 
 class QwenVision:
-    """bf16_tiles: matmuls (and full-attention layers) on the CPU's bf16 tile units (AMX); None
-    = when the mmproj's matrices are bf16 and the CPU has them."""
+    """A bf16 mmproj's matmuls (and full-attention layers) run on the CPU's bf16 tile units (AMX)
+    where its weights were bound to them at load (load_weights(..., tiles=True))."""
 
-    def __init__(self, gguf, weights, bf16_tiles: bool | None = None):
+    def __init__(self, gguf, weights):
         self.config = c = QwenVisionConfig.from_gguf(gguf)
         w = self.binder = WeightBinder(weights)
         p = c.patch_size
@@ -73,7 +73,6 @@ class QwenVision:
         self.mm2 = (w("mm.2.weight", (n_merged, c.n_embd_text)), w("mm.2.bias", (c.n_embd_text,)))
         matrices = [L[n][0] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out",
                                                             "ffn_gate", "ffn_up", "ffn_down")]
-        self.kernels = TileKernels(matrices + [self.mm0[0], self.mm2[0]], bf16_tiles)
         # f32 weights ask for exact maths: K/V stay f32 in the fused attention (a little slower)
         self.exact = all(m.dtype == DType.F32 for m in matrices)
         self.flash_attn = True
@@ -85,7 +84,6 @@ class QwenVision:
     def build(self, ctx: Context, pixels: Tensor, inp: dict, n: int) -> Tensor:
         """pixels [W, H, 3, 1] -> embeddings [n_embd_text, n / merge^2] in row-major token order."""
         c = self.config
-        mm = self.kernels.mul_mat
         head_dim = c.n_embd // c.n_head
         with ctx:
             # a still image fills both temporal slots: the 3D kernel acts as the sum of its two slices
@@ -94,34 +92,25 @@ class QwenVision:
             x = x.get_rows(inp["order"]).named("v_inp")                            # [n_embd, n] tower order
             for il, L in enumerate(self.layers):
                 cur = rms_norm(x, L["ln1"], c.eps)
-                q = mm(L["attn_q"][0], cur).add(L["attn_q"][1]).reshape(head_dim, c.n_head, n)
-                k = mm(L["attn_k"][0], cur).add(L["attn_k"][1]).reshape(head_dim, c.n_head, n)
-                v = mm(L["attn_v"][0], cur).add(L["attn_v"][1]).reshape(head_dim, c.n_head, n)
+                q = L["attn_q"][0].mul_mat(cur).add(L["attn_q"][1]).reshape(head_dim, c.n_head, n)
+                k = L["attn_k"][0].mul_mat(cur).add(L["attn_k"][1]).reshape(head_dim, c.n_head, n)
+                v = L["attn_v"][0].mul_mat(cur).add(L["attn_v"][1]).reshape(head_dim, c.n_head, n)
                 sections = [head_dim // 4] * 4
                 q = q.rope_multi(inp["pos"], head_dim // 2, sections, ROPE_VISION, freq_base=c.rope_base)
                 k = k.rope_multi(inp["pos"], head_dim // 2, sections, ROPE_VISION, freq_base=c.rope_base)
                 full = il in c.full_layers
-                att = self._attention(q, k, v, None if full else inp["mask"], 1.0 / math.sqrt(head_dim))
-                x = x.add(mm(L["attn_out"][0], att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
+                att = patch_attention(q, k, v, None if full else inp["mask"], 1.0 / math.sqrt(head_dim),
+                                      exact=self.exact, flash=self.flash_attn)
+                x = x.add(L["attn_out"][0].mul_mat(att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
                 cur = rms_norm(x, L["ln2"], c.eps)
-                gate = mm(L["ffn_gate"][0], cur).add(L["ffn_gate"][1])
-                cur = gate.swiglu_split(mm(L["ffn_up"][0], cur).add(L["ffn_up"][1]))
-                x = x.add(mm(L["ffn_down"][0], cur).add(L["ffn_down"][1])).named(f"v_out-{il}")
+                gate = L["ffn_gate"][0].mul_mat(cur).add(L["ffn_gate"][1])
+                cur = gate.swiglu_split(L["ffn_up"][0].mul_mat(cur).add(L["ffn_up"][1]))
+                x = x.add(L["ffn_down"][0].mul_mat(cur).add(L["ffn_down"][1])).named(f"v_out-{il}")
             x = rms_norm(x, self.post_ln, c.eps).named("v_post_ln")                # [n_embd, n]
             x = x.reshape(c.n_embd * c.merge * c.merge, n // (c.merge * c.merge))  # a block's patches side by side
-            x = mm(self.mm0[0], x).add(self.mm0[1]).gelu_erf()
-            x = mm(self.mm2[0], x).add(self.mm2[1])                                # [n_embd_text, n_merged]
+            x = self.mm0[0].mul_mat(x).add(self.mm0[1]).gelu_erf()
+            x = self.mm2[0].mul_mat(x).add(self.mm2[1])                                # [n_embd_text, n_merged]
             return x.get_rows(inp["restore"]).named("mm_out")
-
-    def _attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
-        if mask is None:
-            tiled = self.kernels.attention(q, k, v, scale)
-            if tiled is not None:
-                return tiled
-        k, v = k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3)                       # [head_dim, n, n_head]
-        if self.flash_attn and not self.exact:
-            k, v = k.cast(DType.F16), v.cast(DType.F16)
-        return attention(q, k, v, mask, scale, flash=self.flash_attn)
 
     def encode(self, sched, pixels: np.ndarray) -> np.ndarray:
         """numpy [3, H, W] (H, W multiples of patch * merge) -> [n_tokens, n_embd_text]."""
