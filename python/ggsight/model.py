@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -41,7 +41,8 @@ def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: i
          n_threads: int | None = None, kv_type: str = "f16", use_mmap: bool = True, repack: bool = True,
          mmproj: str | os.PathLike | None = None, image_options: dict | None = None,
          image_cache_bytes: int = DEFAULT_MAX_BYTES, image_cache_dir: str | os.PathLike | bool | None = None,
-         n_seq: int = 1, rpc: Sequence[str] | str | None = None, n_gpu_layers: int | dict | None = None) -> "Model":
+         n_seq: int = 1, rpc: Sequence[str] | str | None = None, n_gpu_layers: int | dict | None = None,
+         dump: Callable[[str, np.ndarray], None] | None = None) -> "Model":
     """Load a GGUF model (None: the embedded default model).
 
     n_seq: independent sequences the cache holds (each its own n_ctx), for generate_batch();
@@ -63,10 +64,14 @@ def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: i
     (same bytes; ggml/x16.py), whose kernels give ggml's results bit for bit at about twice its
     speed. So the greedy text is llama.cpp's. repack=False uses every weight in place from the
     mapping with ggml's kernels.
+
+    dump: a debug hook called with (name, numpy array) for every named tensor of each graph the
+    model computes ("attn_norm-3", "result_output", "v_out-0", ...; see engine/dump.py);
+    GGSIGHT_DUMP=<folder> in the environment writes them as <folder>/<graph>/<name>.npy instead.
     """
     return Model(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap,
                  repack=repack, mmproj=mmproj, image_options=image_options, image_cache_bytes=image_cache_bytes,
-                 image_cache_dir=image_cache_dir, n_seq=n_seq, rpc=rpc, n_gpu_layers=n_gpu_layers)
+                 image_cache_dir=image_cache_dir, n_seq=n_seq, rpc=rpc, n_gpu_layers=n_gpu_layers, dump=dump)
 
 
 class Model:
@@ -77,13 +82,13 @@ class Model:
                  kv_type: str = "f16", use_mmap: bool = True, repack: bool = True, mmproj=None,
                  image_options: dict | None = None, image_cache_bytes: int = DEFAULT_MAX_BYTES,
                  image_cache_dir: str | os.PathLike | bool | None = None, n_seq: int = 1, rpc=None,
-                 n_gpu_layers: int | dict | None = None):
+                 n_gpu_layers: int | dict | None = None, dump: Callable[[str, np.ndarray], None] | None = None):
         t0 = time.perf_counter_ns()
         self.image_options = dict(image_options or {})
         opts = LoadOptions(n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap,
                            repack=repack, mmproj=mmproj, image_options=self.image_options,
                            image_cache_bytes=image_cache_bytes, image_cache_dir=image_cache_dir, n_seq=n_seq, rpc=rpc,
-                           n_gpu_layers=n_gpu_layers)
+                           n_gpu_layers=n_gpu_layers, dump=dump)
         m = load_model(path if path is not None else default_model_path(), opts)
         self.path, self.gguf, self.mmproj_gguf, self.arch = m.path, m.gguf, m.mmproj_gguf, m.arch
         self.tokenizer, self.weights, self.net, self.images = m.tokenizer, m.weights, m.net, m.images

@@ -21,6 +21,7 @@ from ..ggml import Backend, Device, GGUFFile, Scheduler, cpu_device, default_thr
 from ..ggml import tiles as bf16_tiles
 from ..models import image_support, model_class
 from ..models.ollama_layout import is_single_file, split_single_file
+from .dump import DumpScheduler, dump_target
 from .host_memory import HostMeter
 from .image_cache import DEFAULT_MAX_BYTES, ImageCache, default_disk_dir, file_identity
 from .memory import KV_TYPES, MemoryEstimate, check_n_seq, plan
@@ -150,7 +151,8 @@ def _tokenizer(text):
 
 
 def _scheduler(backends: list[Backend], dump: Callable | None) -> Scheduler:
-    return Scheduler(backends)
+    target = dump_target(dump)   # load(dump=...), or $GGSIGHT_DUMP
+    return DumpScheduler(backends, target) if target is not None else Scheduler(backends)
 
 
 def _image_glue(m: LoadedModel, opts: LoadOptions, device: Device, repack: bool):
