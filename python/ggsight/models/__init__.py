@@ -11,6 +11,9 @@ Each folder's __init__.py declares what it serves (see `ModelFolder`):
     CONVERT_MMPROJ = mmproj_module         # HF -> mmproj GGUF, or None
     OLLAMA_TENSORS = (...)                 # Ollama single-file vision names -> llama.cpp's, or ()
 
+MODEL and IMAGES implement the protocols of models/protocol.py (TextModel, ImageGlue): what the
+engine calls, method by method; tests/test_protocol.py checks every folder found against them.
+
 Adding a model is adding a folder: nothing here or elsewhere names it.
 """
 from __future__ import annotations
