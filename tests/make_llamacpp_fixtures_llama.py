@@ -7,7 +7,8 @@ has no sliding window (llama.cpp's files cannot carry one: its "llama" graph has
 recording with a window would hold llama.cpp to something it does not claim), and the BPE
 pre-tokenizer is named where the tiny vocabularies' hash is unknown: what the released
 checkpoints' hashes give ("llama-bpe" for Llama 3, "tekken" for Mistral Nemo / Small, "qwen2"
-for Qwen2.5 and Qwen3, "refact" for Granite 3).
+for Qwen2.5 and Qwen3, "refact" for Granite 3). llama_spm (make_tiny_hf_llama_spm.py) has a
+SentencePiece tokenizer.model only, which llama.cpp reads itself.
 
     python tests/make_llamacpp_fixtures_llama.py [SUITE ...]     (default: all)
 """
@@ -37,7 +38,18 @@ def _builder(name: str):
     return build
 
 
-ARCHS = {name: _builder(name) for name in PRE}
+def _llama_spm(hf_dir: Path):
+    """Llama 2 style: tokenizer.model only, which llama.cpp's converter reads as SentencePiece
+    (no pre-tokenizer name needed)."""
+    import transformers
+    from make_conformance_llama_spm import cases
+    from make_tiny_hf_llama_spm import make_tiny_hf_llama_spm
+    model = make_tiny_hf_llama_spm(hf_dir)
+    suite_cases, hf_inputs = cases(transformers.AutoTokenizer.from_pretrained(hf_dir))
+    return model, suite_cases, hf_inputs, None, None, "-"
+
+
+ARCHS = {**{name: _builder(name) for name in PRE}, "llama_spm": _llama_spm}
 llamacpp_tree = base.llamacpp_tree
 
 

@@ -44,7 +44,7 @@ def case_of(run: str, name: str) -> tuple[str, dict, str, list[str]]:
     return arch, case, prompt, [str(ROOT / arch / f) for f in case["images"]]
 
 
-TEXT_ONLY = ["gemma2", "granite", "llama", "llama_mistral", "llama_tied", "qwen2", "qwen3", "qwen3moe"]
+TEXT_ONLY = ["gemma2", "granite", "llama", "llama_mistral", "llama_spm", "llama_tied", "qwen2", "qwen3", "qwen3moe"]
 
 
 def test_every_architecture_has_llamacpp_files_with_a_text_and_an_image_case():
