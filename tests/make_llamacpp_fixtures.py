@@ -311,19 +311,23 @@ def qwen3moe(hf_dir: Path):
 ARCHS = {"gemma3": gemma3, "qwen25vl": qwen25vl, "llama4": llama4, "gemma2": gemma2, "qwen3moe": qwen3moe}
 
 
-def record(arch: str, out: Path, tree: Path) -> Path:
+def record(arch: str, out: Path, tree: Path, archs: dict = ARCHS, script: str | None = None) -> Path:
+    """Convert arch's tiny checkpoint (built by archs[arch]) with llama.cpp and record it in out;
+    script: the make_llamacpp_fixtures_<family> module whose archs these are, written down for
+    test_llamacpp_files.py to re-run (None: this one)."""
     import transformers
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir = Path(tmp) / "hf"
-        model, cases, hf_inputs, logits_of, marker, pre = ARCHS[arch](hf_dir)
+        model, cases, hf_inputs, logits_of, marker, pre = archs[arch](hf_dir)
         convert_llamacpp(tree, hf_dir, out, pre, mmproj=marker is not None)
         if arch == "gemma3":
             write_ollama_gemma3(hf_dir, out / "text.gguf", out.parent / "gemma3-ollama" / "model.gguf")
         record_cases(out, model, cases, hf_inputs, marker, logits_of=logits_of)
     suite = json.loads((out / "cases.json").read_text())
     suite = {"converter": "llama.cpp convert_hf_to_gguf.py, " + _pinned(), "transformers_version":
-             transformers.__version__, **suite, **({} if marker is not None else {"mmproj": None})}
+             transformers.__version__, **suite, **({} if marker is not None else {"mmproj": None}),
+             **({} if script is None else {"script": script})}
     (out / "cases.json").write_text(json.dumps(suite, indent=1), encoding="utf-8")
     return out
 
@@ -334,11 +338,11 @@ def _pinned() -> str:
     return f"{pin['package']} {pin['package_version']} sdist"
 
 
-def main(argv: list[str]) -> int:
-    archs = argv or list(ARCHS)
+def main(argv: list[str], record=record, archs: dict = ARCHS) -> int:
+    """Record the suites named in argv (default: all of archs) with one llama.cpp tree."""
     with tempfile.TemporaryDirectory(prefix="ggsight-llamacpp-") as tmp:
         tree = llamacpp_tree(Path(tmp))
-        for arch in archs:
+        for arch in argv or list(archs):
             print(record(arch, OUT / arch, tree))
     return 0
 

@@ -12,9 +12,7 @@ tests/make_conformance_mistral3.py's: text only, one non-square image that is re
 """
 from __future__ import annotations
 
-import json
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -34,20 +32,11 @@ llamacpp_tree = base.llamacpp_tree
 
 
 def record(arch: str, out: Path, tree: Path) -> Path:
-    base.ARCHS.setdefault(arch, ARCHS[arch])
-    base.record(arch, out, tree)
-    suite = json.loads((out / "cases.json").read_text())
-    suite["script"] = Path(__file__).stem   # what test_llamacpp_files.py re-runs
-    (out / "cases.json").write_text(json.dumps(suite, indent=1), encoding="utf-8")
-    return out
+    return base.record(arch, out, tree, ARCHS, script=Path(__file__).stem)
 
 
 def main(argv: list[str]) -> int:
-    with tempfile.TemporaryDirectory(prefix="ggsight-llamacpp-") as tmp:
-        tree = base.llamacpp_tree(Path(tmp))
-        for arch in argv or list(ARCHS):
-            print(record(arch, base.OUT / arch, tree))
-    return 0
+    return base.main(argv, record, ARCHS)
 
 
 if __name__ == "__main__":
