@@ -69,17 +69,13 @@ def test_img_break_rows_are_the_text_models_embedding():
     assert emb.shape == (4 * ROW - 1, 64)
     for r in range(3):
         np.testing.assert_array_equal(emb[r * ROW + 6], table[glue.break_id])
-    if LLAMACPP.is_dir():
-        other = ggsight.load(LLAMACPP / "text.gguf", mmproj=LLAMACPP / "mmproj.gguf", n_ctx=64, kv_type="f32")
-        assert other.images.vision.img_break is None
-        if other.images._text_model is None:       # a loader that does not bind it yet
-            other.images.bind_text_model(other.net)
-        np.testing.assert_array_equal(other.images.embed(other.sched, other.images.pixels(IMG)[0]), emb)
+    other = ggsight.load(LLAMACPP / "text.gguf", mmproj=LLAMACPP / "mmproj.gguf", n_ctx=64, kv_type="f32")
+    assert other.images.vision.img_break is None
+    assert other.images._text_model is other.net   # load() binds it (engine/loader.py)
+    np.testing.assert_array_equal(other.images.embed(other.sched, other.images.pixels(IMG)[0]), emb)
 
 
 def test_an_mmproj_without_img_break_needs_the_text_model():
-    if not LLAMACPP.is_dir():
-        pytest.skip("no llama.cpp-converted Mistral 3 files")
     m = ggsight.load(LLAMACPP / "text.gguf", mmproj=LLAMACPP / "mmproj.gguf", n_ctx=64, kv_type="f32")
     m.images._text_model = None
     m.images._break_row = None
