@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ...ggml import required
+from ...nn import decoder_hparams
 
 ARCH = "gemma2"
 # llama.cpp's defaults where its files leave a key out (llama-hparams.h, models/gemma2.cpp)
@@ -20,6 +20,7 @@ class Gemma2Config:
     n_head: int
     n_head_kv: int
     head_dim: int
+    n_rot: int                      # rope.dimension_count: the head dim in every Gemma 2
     n_ctx_train: int
     norm_eps: float
     rope_base: float                # global layers
@@ -34,31 +35,16 @@ class Gemma2Config:
     def from_gguf(cls, gguf) -> "Gemma2Config":
         def key(name, default=None):
             return gguf.get(f"{ARCH}.{name}", default)
-
-        def need(name):  # no default: a GGUFError naming the file and the key
-            return required(gguf, f"{ARCH}.{name}")
-        n_embd = int(need("embedding_length"))
-        n_head = int(need("attention.head_count"))
-        n_layer = int(need("block_count"))
-        head_dim = int(key("attention.key_length", n_embd // n_head))
+        hp = decoder_hparams(gguf, ARCH, rope_base=_ROPE_BASE, norm_eps=1e-6, n_ctx=8192)
         # llama.cpp's files carry no query_pre_attn_scalar and llama.cpp derives it: n_embd / n_head
         # for the 27B model (46 layers; 144, its head dim is 128), the head dim for 2B and 9B.
         # ggsight's converter writes the config's value.
         pre_attn = key("attention.query_pre_attn_scalar")
         if pre_attn is None:
-            pre_attn = n_embd // n_head if n_layer == _LAYERS_27B else head_dim
-        rope_base = float(key("rope.freq_base", _ROPE_BASE))
+            pre_attn = hp["n_embd"] // hp["n_head"] if hp["n_layer"] == _LAYERS_27B else hp["head_dim"]
         return cls(
-            n_layer=n_layer,
-            n_embd=n_embd,
-            n_ff=int(need("feed_forward_length")),
-            n_head=n_head,
-            n_head_kv=int(key("attention.head_count_kv", n_head)),
-            head_dim=head_dim,
-            n_ctx_train=int(key("context_length", 8192)),
-            norm_eps=float(key("attention.layer_norm_rms_epsilon", 1e-6)),
-            rope_base=rope_base,
-            rope_base_swa=float(key("rope.freq_base_swa", rope_base)),
+            **hp,
+            rope_base_swa=float(key("rope.freq_base_swa", hp["rope_base"])),
             sliding_window=int(key("attention.sliding_window", _WINDOW)),
             swa_pattern=int(key("attention.sliding_window_pattern", _SWA_PATTERN)),
             attn_scale=1.0 / math.sqrt(float(pre_attn)),
