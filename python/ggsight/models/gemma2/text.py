@@ -5,8 +5,8 @@ import math
 
 from ...cache import FULL, BatchInputs, CacheKind, window_kind
 from ...ggml import DType, Tensor
-from ...ggml.ops import ROPE_NEOX
-from ...nn import WeightBinder, attention, geglu, output_rows, rms_norm
+from ...nn import Rope, WeightBinder, attention, geglu, output_rows, rms_norm
+from ...nn.decoder import ROPE_NEOX
 from .config import Gemma2Config
 
 
@@ -36,6 +36,9 @@ class Gemma2Text:
         self.binder = w = WeightBinder(weights)
         self.tok_embd = w("token_embd.weight", (c.n_embd,))
         self.layers = [Gemma2Layer(w, il, c) for il in range(c.n_layer)]
+        # global layers turn at rope_base, sliding-window ones at rope_base_swa
+        self.ropes = [Rope(c.n_rot, ROPE_NEOX, c.rope_base if c.is_global(il) else c.rope_base_swa)
+                      for il in range(c.n_layer)]
         self.output_norm = w("output_norm.weight", (c.n_embd,))
         # tied in every Gemma 2 (llama.cpp's converter drops lm_head); a file with its own head is read too
         self.output = w.optional("output.weight", (c.n_embd,)) or self.tok_embd
@@ -59,15 +62,13 @@ class Gemma2Text:
         x = embeddings if embeddings is not None else self.embed(inp.tokens)
         n_tokens = inp.n_tokens
         for il, L in enumerate(self.layers):
-            kind = cache.kinds[il]
-            base = c.rope_base if c.is_global(il) else c.rope_base_swa
-
+            kind, rope = cache.kinds[il], self.ropes[il]
             cur = rms_norm(x, L.attn_norm, c.norm_eps).named(f"attn_norm-{il}")
             q = L.wq.mul_mat(cur).reshape(c.head_dim, c.n_head, n_tokens)     # [head_dim, n_head, n_tokens]
             k = L.wk.mul_mat(cur).reshape(c.head_dim, c.n_head_kv, n_tokens)  # [head_dim, n_head_kv, n_tokens]
             v = L.wv.mul_mat(cur).reshape(c.head_dim, c.n_head_kv, n_tokens)
-            q = q.rope(inp.positions, c.head_dim, ROPE_NEOX, freq_base=base).named(f"q_rope-{il}")
-            k = k.rope(inp.positions, c.head_dim, ROPE_NEOX, freq_base=base).named(f"k_rope-{il}")
+            q = rope(q, inp.positions).named(f"q_rope-{il}")
+            k = rope(k, inp.positions).named(f"k_rope-{il}")
 
             k_all, v_all = cache.layers[il].store(k, v, inp.cells[kind], inp.n_view[kind])
             # scaled before attention, as llama.cpp does (the CPU's flash attention rounds q to
