@@ -1,7 +1,8 @@
 """Layers and weight binding shared by the models."""
 from .binder import WeightBinder
 from .decoder import Attention, Rope, SwiGLU, decoder_hparams, linear
-from .layers import attention, geglu, gelu_tanh, output_rows, patch_embed, rms_norm, with_image_rows
+from .layers import attention, geglu, gelu_tanh, output_rows, patch_embed, rms_norm, rope_2d, with_image_rows
 
 __all__ = ["Attention", "Rope", "SwiGLU", "WeightBinder", "attention", "decoder_hparams", "geglu",
-           "gelu_tanh", "linear", "output_rows", "patch_embed", "rms_norm", "with_image_rows"]
+           "gelu_tanh", "linear", "output_rows", "patch_embed", "rms_norm", "rope_2d",
+           "with_image_rows"]

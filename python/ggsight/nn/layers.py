@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..ggml import Tensor
+from ..ggml.ops import ROPE_NORMAL
 
 
 def rms_norm(x: Tensor, weight: Tensor | None, eps: float) -> Tensor:
@@ -29,6 +30,18 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float
         return out.permute(0, 2, 1, 3).cont().reshape(head_dim * n_head, n_tokens)
     out = q.flash_attn(k, v, mask, scale=scale, softcap=softcap).set_prec_f32()  # [head_dim, n_head, n_tokens]
     return out.reshape(head_dim * n_head, n_tokens)
+
+
+def rope_2d(t: Tensor, pos_a: Tensor, pos_b: Tensor, base: float, freq_scale_b: float = 1.0) -> Tensor:
+    """Axial rope of a vision tower's q or k [head_dim, n_head, n]: the first half of each head
+    turns with pos_a, the second with pos_b (freq_scale_b on its frequencies), each half's
+    rotated pairs adjacent (ROPE_NORMAL)."""
+    half, n_head, n = t.ne[0] // 2, t.ne[1], t.ne[2]
+    first = t.view((half, n_head, n), (t.nb[0], t.nb[1], t.nb[2]), 0)
+    second = t.view((half, n_head, n), (t.nb[0], t.nb[1], t.nb[2]), half * t.nb[0])
+    first = first.rope(pos_a, half, ROPE_NORMAL, freq_base=base)
+    second = second.rope(pos_b, half, ROPE_NORMAL, freq_base=base, freq_scale=freq_scale_b)
+    return first.concat(second, 0)
 
 
 def patch_embed(kernel: Tensor, pixels: Tensor, patch: int) -> Tensor:

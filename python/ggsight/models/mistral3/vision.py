@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...ggml import Context, DType, Tensor, required
-from ...ggml.ops import ROPE_NORMAL
-from ...nn import WeightBinder, attention, patch_embed, rms_norm
+from ...nn import WeightBinder, attention, patch_embed, rms_norm, rope_2d
 
 PROJECTOR_TYPE = "pixtral"
 # ggsight's key for the projector's RMSNorm epsilon, which HF takes from the text config
@@ -90,20 +89,11 @@ class PixtralVision:
         matrices = [L[n] for L in self.layers for n in ("attn_q", "attn_k", "attn_v", "attn_out")]
         # f32 weights ask for exact maths: K/V stay f32 in the fused attention
         self.exact = all(m.dtype == DType.F32 for m in matrices)
-
-    def _rope_2d(self, t: Tensor, pos_h: Tensor, pos_w: Tensor, n: int) -> Tensor:
-        """HF's axial rope, with q/k rows permuted as llama.cpp's converter writes them (rotated
-        pairs adjacent): the first half of a head turns with the patch row at the even inverse
-        frequencies, the second with the column at the odd ones, i.e. the same frequencies
-        scaled by base^(-2 / head_dim)."""
-        c = self.config
-        half = c.head_dim // 2
-        first = t.view((half, c.n_head, n), (t.nb[0], t.nb[1], t.nb[2]), 0)
-        second = t.view((half, c.n_head, n), (t.nb[0], t.nb[1], t.nb[2]), half * t.nb[0])
-        first = first.rope(pos_h, half, ROPE_NORMAL, freq_base=c.rope_base)
-        second = second.rope(pos_w, half, ROPE_NORMAL, freq_base=c.rope_base,
-                             freq_scale=c.rope_base ** (-2.0 / c.head_dim))
-        return first.concat(second, 0)
+        # HF's axial rope, q/k rows permuted as llama.cpp's converter writes them (rotated pairs
+        # adjacent): the first half of a head turns with the patch row at the even inverse
+        # frequencies, the second with the column at the odd ones, i.e. the same frequencies
+        # scaled by base^(-2 / head_dim)
+        self.col_freq_scale = c.rope_base ** (-2.0 / c.head_dim)
 
     def _mlp(self, L: dict, x: Tensor) -> Tensor:
         gate, up = L["ffn_gate"].mul_mat(x), L["ffn_up"].mul_mat(x)
@@ -122,7 +112,8 @@ class PixtralVision:
                 q = L["attn_q"].mul_mat(cur).reshape(hd, c.n_head, n)
                 k = L["attn_k"].mul_mat(cur).reshape(hd, c.n_head, n)
                 v = L["attn_v"].mul_mat(cur).reshape(hd, c.n_head, n)
-                q, k = self._rope_2d(q, pos_h, pos_w, n), self._rope_2d(k, pos_h, pos_w, n)
+                q = rope_2d(q, pos_h, pos_w, c.rope_base, self.col_freq_scale)
+                k = rope_2d(k, pos_h, pos_w, c.rope_base, self.col_freq_scale)
                 att = self._attention(q, k, v, 1.0 / math.sqrt(hd))
                 x = x.add(L["attn_out"].mul_mat(att)).named(f"v_attn_out-{il}")
                 x = x.add(self._mlp(L, rms_norm(x, L["ln2"], c.eps))).named(f"v_out-{il}")
