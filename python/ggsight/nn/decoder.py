@@ -12,7 +12,7 @@ from ..ggml.ops import ROPE_NEOX, ROPE_NORMAL
 from .binder import WeightBinder
 from .layers import attention, rms_norm
 
-__all__ = ["Attention", "ROPE_NEOX", "ROPE_NORMAL", "Rope", "SwiGLU", "decoder_hparams", "linear"]
+__all__ = ["Attention", "DecoderLayer", "ROPE_NEOX", "ROPE_NORMAL", "Rope", "SwiGLU", "decoder_hparams", "linear"]
 
 
 def decoder_hparams(gguf, arch: str, *, rope_base: float = 10_000.0, norm_eps: float = 1e-5,
@@ -103,3 +103,15 @@ class SwiGLU:
         """[n_embd, n_tokens] -> [n_embd, n_tokens]"""
         hidden = linear(self.gate, self.b_gate, x).swiglu_split(linear(self.up, self.b_up, x))   # [n_ff, n_tokens]
         return linear(self.down, self.b_down, hidden)
+
+
+class DecoderLayer:
+    """The weights of layer il of a pre-norm Llama-layout block: blk.{il}.attn_norm, the
+    Attention, blk.{il}.ffn_norm, the SwiGLU. c: a config with decoder_hparams' fields; each
+    family's forward() runs them in its reference's order."""
+
+    def __init__(self, w: WeightBinder, il: int, c, qk_norm: bool = False):
+        self.attn_norm = w(f"blk.{il}.attn_norm.weight", (c.n_embd,))
+        self.attn = Attention(w, il, c.n_embd, c.n_head, c.n_head_kv, c.head_dim, qk_norm)
+        self.ffn_norm = w(f"blk.{il}.ffn_norm.weight", (c.n_embd,))
+        self.ffn = SwiGLU(w, il, c.n_embd, c.n_ff)

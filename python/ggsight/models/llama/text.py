@@ -7,17 +7,9 @@ import math
 
 from ...cache import FULL, BatchInputs, CacheKind, window_kind
 from ...ggml import Tensor
-from ...nn import Attention, Rope, SwiGLU, WeightBinder, output_rows, rms_norm, with_image_rows
+from ...nn import DecoderLayer, Rope, WeightBinder, output_rows, rms_norm, with_image_rows
 from ...nn.decoder import ROPE_NORMAL
 from .config import LlamaConfig
-
-
-class LlamaLayer:
-    def __init__(self, w: WeightBinder, il: int, c: LlamaConfig):
-        self.attn_norm = w(f"blk.{il}.attn_norm.weight", (c.n_embd,))
-        self.attn = Attention(w, il, c.n_embd, c.n_head, c.n_head_kv, c.head_dim)
-        self.ffn_norm = w(f"blk.{il}.ffn_norm.weight", (c.n_embd,))
-        self.ffn = SwiGLU(w, il, c.n_embd, c.n_ff)
 
 
 class LlamaText:
@@ -28,7 +20,7 @@ class LlamaText:
         # llama3 scaling: one divisor per rotated pair (llama.cpp's converter computes them)
         self.rope = Rope(c.n_rot, ROPE_NORMAL, c.rope_base, c.rope_freq_scale,
                          w.optional("rope_freqs.weight", (c.n_rot // 2,)))
-        self.layers = [LlamaLayer(w, il, c) for il in range(c.n_layer)]
+        self.layers = [DecoderLayer(w, il, c) for il in range(c.n_layer)]
         self.output_norm = w("output_norm.weight", (c.n_embd,))
         self.output = w.optional("output.weight", (c.n_embd,)) or self.tok_embd   # tied: Llama 3.2 1B / 3B
         self.n_vocab = self.output.ne[1]

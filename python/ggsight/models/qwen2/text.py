@@ -6,17 +6,9 @@ import math
 
 from ...cache import FULL, BatchInputs, CacheKind
 from ...ggml import Tensor
-from ...nn import Attention, Rope, SwiGLU, WeightBinder, output_rows, rms_norm, with_image_rows
+from ...nn import DecoderLayer, Rope, WeightBinder, output_rows, rms_norm, with_image_rows
 from ...nn.decoder import ROPE_NEOX
 from .config import Qwen2Config
-
-
-class Qwen2Layer:
-    def __init__(self, w: WeightBinder, il: int, c: Qwen2Config):
-        self.attn_norm = w(f"blk.{il}.attn_norm.weight", (c.n_embd,))
-        self.attn = Attention(w, il, c.n_embd, c.n_head, c.n_head_kv, c.head_dim)   # q/k/v biases in the file
-        self.ffn_norm = w(f"blk.{il}.ffn_norm.weight", (c.n_embd,))
-        self.ffn = SwiGLU(w, il, c.n_embd, c.n_ff)
 
 
 class Qwen2Text:
@@ -25,7 +17,7 @@ class Qwen2Text:
         self.binder = w = WeightBinder(weights)
         self.tok_embd = w("token_embd.weight", (c.n_embd,))
         self.rope = Rope(c.n_rot, ROPE_NEOX, c.rope_base, c.rope_freq_scale)
-        self.layers = [Qwen2Layer(w, il, c) for il in range(c.n_layer)]
+        self.layers = [DecoderLayer(w, il, c) for il in range(c.n_layer)]   # q/k/v biases in the file
         self.output_norm = w("output_norm.weight", (c.n_embd,))
         self.output = w.optional("output.weight", (c.n_embd,)) or self.tok_embd   # tied up to 3B
         self.n_vocab = self.output.ne[1]
