@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from ...ggml import required
 from ...nn import decoder_hparams
+from ..llama.config import rope_freq_scale
 
 ARCH = "qwen3moe"
 
@@ -21,6 +22,7 @@ class Qwen3MoeConfig:
     n_ctx_train: int
     norm_eps: float
     rope_base: float
+    rope_freq_scale: float          # 1 / linear scaling factor (YaRN refused, not run as plain rope)
     n_expert: int
     n_expert_used: int
     n_ff_expert: int
@@ -33,7 +35,7 @@ class Qwen3MoeConfig:
         # llama.cpp: without expert_feed_forward_length each expert is n_ff / n_expert_used wide
         n_ff_expert = gguf.get(f"{ARCH}.expert_feed_forward_length", shape["n_ff"] // n_expert_used)
         return cls(
-            **shape, n_expert=int(required(gguf, f"{ARCH}.expert_count")), n_expert_used=n_expert_used,
+            **shape, rope_freq_scale=rope_freq_scale(gguf, ARCH), n_expert=int(required(gguf, f"{ARCH}.expert_count")), n_expert_used=n_expert_used,
             n_ff_expert=int(n_ff_expert),
             # llama.cpp always renormalises for qwen3moe (Qwen3-30B-A3B and -235B-A22B set
             # norm_topk_prob); ggsight's converter writes the config's value

@@ -33,7 +33,7 @@ class Qwen3MoeText:
         self.config = c = config or Qwen3MoeConfig.from_gguf(gguf)
         self.binder = w = WeightBinder(weights)
         self.tok_embd = w("token_embd.weight", (c.n_embd,))
-        self.rope = Rope(c.n_rot, ROPE_NEOX, c.rope_base)
+        self.rope = Rope(c.n_rot, ROPE_NEOX, c.rope_base, c.rope_freq_scale)
         self.layers = [Qwen3MoeLayer(w, il, c) for il in range(c.n_layer)]
         self.output_norm = w("output_norm.weight", (c.n_embd,))
         self.output = w.optional("output.weight", (c.n_embd,)) or self.tok_embd   # tied in the small Qwen3s
