@@ -24,6 +24,6 @@ class Qwen2Config:
     rope_freq_scale: float     # 1 / linear scaling factor
 
     @classmethod
-    def from_gguf(cls, gguf, arch: str = ARCH) -> "Qwen2Config":
-        return cls(**decoder_hparams(gguf, arch, rope_base=10_000.0, norm_eps=1e-6),
-                   rope_freq_scale=rope_freq_scale(gguf, arch))
+    def from_gguf(cls, gguf) -> "Qwen2Config":
+        return cls(**decoder_hparams(gguf, ARCH, rope_base=10_000.0, norm_eps=1e-6),
+                   rope_freq_scale=rope_freq_scale(gguf, ARCH))
