@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
+from ..hf_common import ConvertError, architecture, rope, text_config, write_bpe_tokenizer, write_decoder_shape
 from ..llama import convert as llama
 
 ARCH = "granite"
@@ -53,7 +53,7 @@ class GraniteHparams:
             raise ConvertError(f"{where}: hidden_act {hp['hidden_act']!r} is not supported (silu)")
         n_embd, n_head = int(hp["hidden_size"]), int(hp["num_attention_heads"])
         head_dim = n_embd // n_head   # GraniteAttention has no head_dim (llama.cpp ignores one too)
-        base, linear, factors = llama.rope(hp, head_dim, where)
+        base, linear, factors = rope(hp, head_dim, where)
         out = cls(
             n_vocab=int(hp["vocab_size"]), n_embd=n_embd, n_ff=int(hp["intermediate_size"]),
             n_layer=int(hp["num_hidden_layers"]), n_head=n_head,

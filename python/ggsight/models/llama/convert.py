@@ -9,7 +9,6 @@ rope.scaling.* keys. Mistral's sliding window goes to llama.attention.sliding_wi
 writes none, and its "llama" graph has none)."""
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import (ConvertError, architecture, chat_template, read_json, read_optional_json,
+from ..hf_common import (ConvertError, architecture, chat_template, read_json, read_optional_json, rope,
                         special_token_ids, text_config, write_bpe_tokenizer, write_decoder_shape)
 
 ARCH = "llama"
@@ -33,8 +32,6 @@ _DEFAULTS = {
                                rms_norm_eps=1e-6, rope_theta=10_000.0, sliding_window=4096,
                                tie_word_embeddings=False),
 }
-# llama.cpp's defaults for llama3 rope scaling (LlamaModel.generate_extra_tensors)
-_LLAMA3_DEFAULTS = dict(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192)
 
 # HF module path inside a decoder layer -> GGUF tensor name inside blk.N
 LAYER_NAMES = {
@@ -91,41 +88,6 @@ class LlamaHparams:
 
 
 Hparams = LlamaHparams   # the name store/convert.py looks up in every text module
-
-
-def rope(hp: dict, head_dim: int, where: str) -> tuple[float, float, tuple[float, ...] | None]:
-    """(theta, linear factor, llama3 divisors or None) from transformers 5 `rope_parameters` or
-    the Hub's `rope_theta` + `rope_scaling` (which wins when both are given, as in HF)."""
-    params = dict(hp.get("rope_scaling") or hp.get("rope_parameters") or {})
-    base = float(params.get("rope_theta", hp.get("rope_theta", 10_000.0)))
-    kind = params.get("rope_type", params.get("type", "default"))
-    if kind == "default":
-        return base, 1.0, None
-    if kind == "linear":
-        return base, float(params["factor"]), None
-    if kind != "llama3":
-        raise ConvertError(f"{where}: rope type {kind!r} is not supported (default, linear or llama3)")
-    p = {**_LLAMA3_DEFAULTS, **params}
-    return base, 1.0, llama3_rope_factors(base, head_dim, float(p["factor"]), float(p["low_freq_factor"]),
-                                          float(p["high_freq_factor"]), float(p["original_max_position_embeddings"]))
-
-
-def llama3_rope_factors(base: float, dim: int, factor: float, low: float, high: float,
-                        old_ctx: float) -> tuple[float, ...]:
-    """What ggml's rope divides each frequency by (HF's llama3 inv_freq, as a divisor): 1 for
-    wavelengths under old_ctx / high, `factor` above old_ctx / low, a smooth blend between."""
-    freqs = 1.0 / base ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))
-    out = []
-    for freq in freqs:
-        wavelen = 2 * math.pi / float(freq)
-        if wavelen < old_ctx / high:
-            out.append(1.0)
-        elif wavelen > old_ctx / low:
-            out.append(factor)
-        else:
-            smooth = (old_ctx / wavelen - low) / (high - low)
-            out.append(1.0 / ((1 - smooth) / factor + smooth))
-    return tuple(out)
 
 
 def write_metadata(w, hp: LlamaHparams) -> None:

@@ -16,7 +16,6 @@ rotary embedding rotates adjacent pairs (complex multiply), llama.cpp's "normal"
 same, so q/k are not permuted."""
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
+from ..hf_common import (ConvertError, architecture, llama3_rope_factors, rope, text_config,  # noqa: F401
+                         write_bpe_tokenizer, write_decoder_shape)
 
 ARCH = "llama4"
 ARCHITECTURES = ("Llama4ForConditionalGeneration",)
@@ -36,9 +36,6 @@ _DEFAULTS = dict(vocab_size=202_048, hidden_size=5120, intermediate_size=8192, i
                  num_local_experts=16, interleave_moe_layer_step=1, use_qk_norm=True, no_rope_layer_interval=4,
                  attention_chunk_size=8192, attn_temperature_tuning=True, floor_scale=8192, attn_scale=0.1,
                  attention_bias=False, rope_theta=500_000.0)
-# llama.cpp's defaults for llama3 rope scaling (LlamaModel.generate_extra_tensors)
-_LLAMA3_DEFAULTS = dict(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                        original_max_position_embeddings=8192)
 
 _ATTN = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
          "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm"}
@@ -157,38 +154,9 @@ def _chunk_size(hp: dict, rope_layers: tuple[bool, ...], where: str) -> int | No
 
 
 def _rope(hp: dict, head_dim: int, where: str) -> tuple[float, tuple[float, ...] | None]:
-    """(theta, llama3 frequency factors or None) from transformers 5 `rope_parameters` or the
-    Hub's `rope_theta` + `rope_scaling`; rope_scaling wins when both are given, as in HF."""
-    params = dict(hp.get("rope_scaling") or hp.get("rope_parameters") or {})
-    base = float(params.get("rope_theta", hp["rope_theta"]))
-    kind = params.get("rope_type", params.get("type", "default"))
-    if kind == "default":
-        return base, None
-    if kind != "llama3":
-        raise ConvertError(f"{where}: rope type {kind!r} is not supported (Llama 4 uses default or llama3)")
-    p = {**_LLAMA3_DEFAULTS, **params}
-    return base, llama3_rope_factors(base, head_dim, float(p["factor"]), float(p["low_freq_factor"]),
-                                     float(p["high_freq_factor"]), float(p["original_max_position_embeddings"]))
-
-
-def llama3_rope_factors(base: float, dim: int, factor: float, low_freq_factor: float, high_freq_factor: float,
-                        old_ctx: float) -> tuple[float, ...]:
-    """What ggml's rope divides each frequency by, as llama.cpp's converter computes it: 1 for
-    wavelengths under old_ctx / high_freq_factor, `factor` above old_ctx / low_freq_factor, a
-    smooth blend between (Llama 4 Scout has low == high: no blend band)."""
-    freqs = 1.0 / base ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))
-    low_wavelen, high_wavelen = old_ctx / low_freq_factor, old_ctx / high_freq_factor
-    out = []
-    for freq in freqs:
-        wavelen = 2 * math.pi / float(freq)
-        if wavelen < high_wavelen:
-            out.append(1.0)
-        elif wavelen > low_wavelen:
-            out.append(factor)
-        else:
-            smooth = (old_ctx / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
-            out.append(1.0 / ((1 - smooth) / factor + smooth))
-    return tuple(out)
+    """(theta, llama3 frequency factors or None)."""
+    base, _, factors = rope(hp, head_dim, where, kinds=("default", "llama3"))
+    return base, factors
 
 
 def write_metadata(w, hp: Llama4Hparams) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
-from ..llama.convert import LAYER_NAMES, decoder_name, rope
+from ..hf_common import ConvertError, architecture, rope, text_config, write_bpe_tokenizer, write_decoder_shape
+from ..llama.convert import LAYER_NAMES, decoder_name
 
 ARCH = "qwen3"
 ARCHITECTURES = ("Qwen3ForCausalLM",)
@@ -47,9 +47,7 @@ class Qwen3Hparams:
             raise ConvertError(f"{where}: sliding-window attention is not supported (arch qwen3 has none)")
         n_embd, n_head = int(hp["hidden_size"]), int(hp["num_attention_heads"])
         head_dim = int(hp["head_dim"] or n_embd // n_head)
-        base, linear, factors = rope(hp, head_dim, where)
-        if factors is not None:
-            raise ConvertError(f"{where}: llama3 rope scaling is not supported for Qwen3")
+        base, linear, _ = rope(hp, head_dim, where, kinds=("default", "linear"))
         return cls(
             n_vocab=int(hp["vocab_size"]), n_embd=n_embd, n_ff=int(hp["intermediate_size"]),
             n_layer=int(hp["num_hidden_layers"]), n_head=n_head,
