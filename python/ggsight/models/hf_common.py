@@ -1,10 +1,12 @@
 """What every Hugging Face checkpoint converter reads the same way: JSON files, the special
 token ids of tokenizer_config.json / special_tokens_map.json / config.json, the chat template,
-a byte-level BPE tokenizer.json (Qwen2.5-VL, Llama 4)."""
+rope scaling, a byte-level BPE tokenizer.json (Qwen, Llama 3 / 4, Granite) and a
+SentencePiece-style vocabulary (Gemma, Llama 2)."""
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +164,7 @@ def llama3_rope_factors(base: float, dim: int, factor: float, low: float, high: 
 # ---------------------------------------------------------------- vocabulary (byte-level BPE)
 
 class TokenType:   # llama.cpp's llama_token_type
-    NORMAL, CONTROL, USER_DEFINED, UNUSED = 1, 3, 4, 5
+    NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
 
 def _looks_special(tok: str) -> bool:
@@ -235,6 +237,112 @@ def write_bpe_tokenizer(w, hf_dir: Path, config: dict, n_vocab: int, pre: str,
             w.add_uint32(f"tokenizer.ggml.{kind}_token_id", to_id[tok])
     w.add_add_bos_token(adds_bos(tj, tcfg))
     w.add_add_eos_token(bool(tcfg.get("add_eos_token", False)))
+    template = chat_template(hf_dir)
+    if template:
+        w.add_chat_template(template)
+    return len(tokens)
+
+
+# ------------------------------------------------------------------- vocabulary (SentencePiece)
+
+_BYTE_RE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
+
+
+def spm_vocab_from_tokenizer_json(path: Path) -> tuple[list[str], list[float], list[int]]:
+    """A SentencePiece-style vocabulary (Gemma: BPE with byte fallback) from a HF fast
+    tokenizer. Scores: a BPE tokenizer.json has none, so normal tokens are ranked by the first
+    merge that makes them (what SentencePiece's BPE scores order); control/user-defined -1000
+    and bytes 0, as in llama.cpp's Gemma 3 GGUFs."""
+    tj = read_json(path)
+    model = tj.get("model") or {}
+    kind = model.get("type")
+    id_to_tok: dict[int, str] = {}
+    scores: dict[int, float] = {}
+    if kind == "Unigram":
+        for i, (tok, score) in enumerate(model["vocab"]):
+            id_to_tok[i], scores[i] = tok, float(score)
+        unk = model.get("unk_id")
+        unk_tok = id_to_tok.get(unk) if unk is not None else None
+    elif kind == "BPE":
+        for tok, i in model["vocab"].items():
+            id_to_tok[int(i)] = tok
+        unk_tok = model.get("unk_token")
+        first_merge: dict[str, int] = {}
+        for rank, m in enumerate(model.get("merges") or []):
+            a, b = m.split(" ", 1) if isinstance(m, str) else m
+            first_merge.setdefault(a + b, rank)
+        order = sorted(id_to_tok, key=lambda i: (first_merge.get(id_to_tok[i], 1 << 62), i))
+        for rank, i in enumerate(order):
+            scores[i] = -float(rank)
+    else:
+        raise ConvertError(f"{path}: tokenizer model type {kind!r} is not supported (BPE or Unigram)")
+    special: dict[int, bool] = {}
+    for t in tj.get("added_tokens") or []:
+        id_to_tok[int(t["id"])] = t["content"]
+        special[int(t["id"])] = bool(t.get("special"))
+    n = max(id_to_tok) + 1
+    tokens, out_scores, types = [], [], []
+    for i in range(n):
+        tok = id_to_tok.get(i)
+        if tok is None:   # a hole in the ids: llama.cpp pads the same way
+            tokens.append(f"[PAD{i}]"), out_scores.append(-1000.0), types.append(TokenType.UNUSED)
+            continue
+        if tok == unk_tok:
+            ty = TokenType.UNKNOWN
+        elif i in special:
+            ty = TokenType.CONTROL if special[i] else TokenType.USER_DEFINED
+        elif _BYTE_RE.match(tok):
+            ty = TokenType.BYTE
+        else:
+            ty = TokenType.NORMAL
+        score = {TokenType.NORMAL: scores.get(i, 0.0), TokenType.BYTE: 0.0}.get(ty, -1000.0)
+        tokens.append(tok), out_scores.append(score), types.append(ty)
+    return tokens, out_scores, types
+
+
+def spm_vocab_from_model(path: Path) -> tuple[list[str], list[float], list[int]]:
+    """Pieces, scores and kinds of a SentencePiece tokenizer.model."""
+    try:
+        from sentencepiece import sentencepiece_model_pb2
+    except ImportError:
+        raise ConvertError(f"{path.parent}: has tokenizer.model but no tokenizer.json; reading it "
+                           f"needs the `sentencepiece` package (pip install sentencepiece)") from None
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(path.read_bytes())
+    P = sentencepiece_model_pb2.ModelProto.SentencePiece
+    kinds = {P.NORMAL: TokenType.NORMAL, P.UNKNOWN: TokenType.UNKNOWN, P.CONTROL: TokenType.CONTROL,
+             P.USER_DEFINED: TokenType.USER_DEFINED, P.UNUSED: TokenType.UNUSED, P.BYTE: TokenType.BYTE}
+    return ([p.piece for p in proto.pieces], [float(p.score) for p in proto.pieces],
+            [kinds.get(p.type, TokenType.NORMAL) for p in proto.pieces])
+
+
+def write_spm_tokenizer(w, hf_dir: Path, config: dict, vocab: tuple[list[str], list[float], list[int]],
+                        space_prefix: bool | None = None, extra_ids: dict[str, str] | None = None) -> int:
+    """tokenizer.ggml.* of a SentencePiece-style vocabulary (model "llama") and the chat template;
+    returns its size. space_prefix None: tokenizer_config.json's add_prefix_space, if any."""
+    tokens, scores, types = vocab
+    tcfg = read_optional_json(hf_dir / "tokenizer_config.json")
+    to_id = {t: i for i, t in enumerate(tokens)}
+    ids = special_token_ids(hf_dir, config, to_id, len(tokens))
+
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    for kind, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id),
+                      ("unk", w.add_unk_token_id), ("pad", w.add_pad_token_id)):
+        if kind in ids:
+            add(ids[kind])
+    for kind, tok in (extra_ids or {}).items():
+        if tok in to_id:
+            w.add_uint32(f"tokenizer.ggml.{kind}_token_id", to_id[tok])
+    w.add_add_bos_token(bool(tcfg.get("add_bos_token", True)))
+    w.add_add_eos_token(bool(tcfg.get("add_eos_token", False)))
+    if space_prefix is None:
+        space_prefix = tcfg.get("add_prefix_space")
+    if space_prefix is not None:
+        w.add_add_space_prefix(bool(space_prefix))
     template = chat_template(hf_dir)
     if template:
         w.add_chat_template(template)

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import (ConvertError, architecture, chat_template, read_json, read_optional_json,
-                        special_token_ids, write_decoder_shape)
+from ..hf_common import (ConvertError, architecture, spm_vocab_from_model, spm_vocab_from_tokenizer_json,
+                        write_decoder_shape, write_spm_tokenizer)
 
 ARCH = "gemma3"
 ARCHITECTURES = ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
@@ -198,111 +198,13 @@ def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.nd
     return data
 
 
-# ------------------------------------------------------------------- vocabulary (SentencePiece)
-
-class _TokenType:   # llama.cpp's llama_token_type
-    NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
-
-
-_BYTE_RE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
-
-
-def _vocab_from_tokenizer_json(path: Path) -> tuple[list[str], list[float], list[int]]:
-    """A SentencePiece-style vocabulary (Gemma: BPE with byte fallback) from a HF fast
-    tokenizer. Scores: a BPE tokenizer.json has none, so normal tokens are ranked by the first
-    merge that makes them (what SentencePiece's BPE scores order); control/user-defined -1000
-    and bytes 0, as in llama.cpp's Gemma 3 GGUFs."""
-    tj = read_json(path)
-    model = tj.get("model") or {}
-    kind = model.get("type")
-    id_to_tok: dict[int, str] = {}
-    scores: dict[int, float] = {}
-    if kind == "Unigram":
-        for i, (tok, score) in enumerate(model["vocab"]):
-            id_to_tok[i], scores[i] = tok, float(score)
-        unk = model.get("unk_id")
-        unk_tok = id_to_tok.get(unk) if unk is not None else None
-    elif kind == "BPE":
-        for tok, i in model["vocab"].items():
-            id_to_tok[int(i)] = tok
-        unk_tok = model.get("unk_token")
-        first_merge: dict[str, int] = {}
-        for rank, m in enumerate(model.get("merges") or []):
-            a, b = m.split(" ", 1) if isinstance(m, str) else m
-            first_merge.setdefault(a + b, rank)
-        order = sorted(id_to_tok, key=lambda i: (first_merge.get(id_to_tok[i], 1 << 62), i))
-        for rank, i in enumerate(order):
-            scores[i] = -float(rank)
-    else:
-        raise ConvertError(f"{path}: tokenizer model type {kind!r} is not supported (BPE or Unigram)")
-    special: dict[int, bool] = {}
-    for t in tj.get("added_tokens") or []:
-        id_to_tok[int(t["id"])] = t["content"]
-        special[int(t["id"])] = bool(t.get("special"))
-    n = max(id_to_tok) + 1
-    tokens, out_scores, types = [], [], []
-    for i in range(n):
-        tok = id_to_tok.get(i)
-        if tok is None:   # a hole in the ids: llama.cpp pads the same way
-            tokens.append(f"[PAD{i}]"), out_scores.append(-1000.0), types.append(_TokenType.UNUSED)
-            continue
-        if tok == unk_tok:
-            ty = _TokenType.UNKNOWN
-        elif i in special:
-            ty = _TokenType.CONTROL if special[i] else _TokenType.USER_DEFINED
-        elif _BYTE_RE.match(tok):
-            ty = _TokenType.BYTE
-        else:
-            ty = _TokenType.NORMAL
-        score = {_TokenType.NORMAL: scores.get(i, 0.0), _TokenType.BYTE: 0.0}.get(ty, -1000.0)
-        tokens.append(tok), out_scores.append(score), types.append(ty)
-    return tokens, out_scores, types
-
-
-def _vocab_from_sentencepiece(path: Path) -> tuple[list[str], list[float], list[int]]:
-    try:
-        import sentencepiece
-        from sentencepiece import sentencepiece_model_pb2
-    except ImportError:
-        raise ConvertError(f"{path.parent}: has tokenizer.model but no tokenizer.json; reading it "
-                           f"needs the `sentencepiece` package (pip install sentencepiece)") from None
-    proto = sentencepiece_model_pb2.ModelProto()
-    proto.ParseFromString(path.read_bytes())
-    P = sentencepiece_model_pb2.ModelProto.SentencePiece
-    kinds = {P.NORMAL: _TokenType.NORMAL, P.UNKNOWN: _TokenType.UNKNOWN, P.CONTROL: _TokenType.CONTROL,
-             P.USER_DEFINED: _TokenType.USER_DEFINED, P.UNUSED: _TokenType.UNUSED, P.BYTE: _TokenType.BYTE}
-    del sentencepiece
-    return ([p.piece for p in proto.pieces], [float(p.score) for p in proto.pieces],
-            [kinds.get(p.type, _TokenType.NORMAL) for p in proto.pieces])
-
-
 def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
-    """tokenizer.ggml.* and tokenizer.chat_template; returns the vocabulary size."""
+    """tokenizer.ggml.* (SentencePiece-style, from tokenizer.json or tokenizer.model; no space
+    prefix, <end_of_turn> as the eot token) and tokenizer.chat_template; returns the vocabulary size."""
     if (hf_dir / "tokenizer.json").is_file():
-        tokens, scores, types = _vocab_from_tokenizer_json(hf_dir / "tokenizer.json")
+        vocab = spm_vocab_from_tokenizer_json(hf_dir / "tokenizer.json")
     elif (hf_dir / "tokenizer.model").is_file():
-        tokens, scores, types = _vocab_from_sentencepiece(hf_dir / "tokenizer.model")
+        vocab = spm_vocab_from_model(hf_dir / "tokenizer.model")
     else:
         raise ConvertError(f"{hf_dir}: no tokenizer.json or tokenizer.model")
-    tcfg = read_optional_json(hf_dir / "tokenizer_config.json")
-    to_id = {t: i for i, t in enumerate(tokens)}
-    ids = special_token_ids(hf_dir, config, to_id, len(tokens))
-
-    w.add_tokenizer_model("llama")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
-    for kind, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id),
-                      ("unk", w.add_unk_token_id), ("pad", w.add_pad_token_id)):
-        if kind in ids:
-            add(ids[kind])
-    if "<end_of_turn>" in to_id:
-        w.add_eot_token_id(to_id["<end_of_turn>"])
-    w.add_add_bos_token(bool(tcfg.get("add_bos_token", True)))
-    w.add_add_eos_token(bool(tcfg.get("add_eos_token", False)))
-    w.add_add_space_prefix(False)
-    template = chat_template(hf_dir)
-    if template:
-        w.add_chat_template(template)
-    return len(tokens)
+    return write_spm_tokenizer(w, hf_dir, config, vocab, space_prefix=False, extra_ids={"eot": "<end_of_turn>"})

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import (ConvertError, architecture, chat_template, read_json, read_optional_json, rope,
-                        special_token_ids, text_config, write_bpe_tokenizer, write_decoder_shape)
+from ..hf_common import (ConvertError, architecture, read_json, rope, spm_vocab_from_model,
+                        spm_vocab_from_tokenizer_json, text_config, write_bpe_tokenizer, write_decoder_shape,
+                        write_spm_tokenizer)
 
 ARCH = "llama"
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
@@ -184,36 +185,6 @@ def bpe_pre_name(tj: dict, where: str) -> str:
                        f"ggsight knows for Llama (Llama 3's or Mistral's tekken)")
 
 
-def _write_sentencepiece(w, hf_dir: Path, config: dict) -> int:
-    """Llama 2 / Mistral 7B: SentencePiece pieces, scores and kinds from tokenizer.model (or a
-    tokenizer.json BPE with byte fallback, HF's conversion of one), as llama.cpp writes them."""
-    from ..gemma3.convert import _vocab_from_sentencepiece, _vocab_from_tokenizer_json
-    if (hf_dir / "tokenizer.model").is_file():
-        tokens, scores, types = _vocab_from_sentencepiece(hf_dir / "tokenizer.model")
-    else:
-        tokens, scores, types = _vocab_from_tokenizer_json(hf_dir / "tokenizer.json")
-    tcfg = read_optional_json(hf_dir / "tokenizer_config.json")
-    to_id = {t: i for i, t in enumerate(tokens)}
-    ids = special_token_ids(hf_dir, config, to_id, len(tokens))
-    w.add_tokenizer_model("llama")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
-    for kind, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id),
-                      ("unk", w.add_unk_token_id), ("pad", w.add_pad_token_id)):
-        if kind in ids:
-            add(ids[kind])
-    w.add_add_bos_token(bool(tcfg.get("add_bos_token", True)))
-    w.add_add_eos_token(bool(tcfg.get("add_eos_token", False)))
-    if tcfg.get("add_prefix_space") is not None:
-        w.add_add_space_prefix(bool(tcfg["add_prefix_space"]))
-    template = chat_template(hf_dir)
-    if template:
-        w.add_chat_template(template)
-    return len(tokens)
-
-
 def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
     """tokenizer.ggml.* and tokenizer.chat_template; returns the vocabulary size. A byte-level
     BPE tokenizer.json (Llama 3, Mistral's tekken) is written as model "gpt2"; tokenizer.model
@@ -224,6 +195,10 @@ def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
     model = tj.get("model") or {}
     if tj and model.get("type") == "BPE" and not model.get("byte_fallback"):
         return write_bpe_tokenizer(w, hf_dir, config, n_vocab, bpe_pre_name(tj, str(tj_path)))
-    if (hf_dir / "tokenizer.model").is_file() or tj:
-        return _write_sentencepiece(w, hf_dir, config)
+    # Llama 2 / Mistral 7B: SentencePiece pieces, scores and kinds from tokenizer.model (or from
+    # HF's conversion of one, a tokenizer.json BPE with byte fallback), as llama.cpp writes them
+    if (hf_dir / "tokenizer.model").is_file():
+        return write_spm_tokenizer(w, hf_dir, config, spm_vocab_from_model(hf_dir / "tokenizer.model"))
+    if tj:
+        return write_spm_tokenizer(w, hf_dir, config, spm_vocab_from_tokenizer_json(tj_path))
     raise ConvertError(f"{hf_dir}: no tokenizer.json or tokenizer.model")
