@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from ggsight.models.hf_common import ConvertError
-from ggsight.models.llama4.convert import Llama4Hparams, llama3_rope_factors
+from ggsight.models.hf_common import ConvertError, llama3_rope_factors
+from ggsight.models.llama4.convert import Llama4Hparams
 from ggsight.models.llama4.convert_mmproj import VisionHparams
 
 # Llama-4-Scout-17B-16E-Instruct's config.json as on the Hub (transformers 4.51: rope_scaling +

@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import (ConvertError, architecture, llama3_rope_factors, rope, text_config,  # noqa: F401
-                         write_bpe_tokenizer, write_decoder_shape)
+from ..hf_common import ConvertError, architecture, rope, text_config, write_bpe_tokenizer, write_decoder_shape
 
 ARCH = "llama4"
 ARCHITECTURES = ("Llama4ForConditionalGeneration",)
