@@ -13,9 +13,10 @@ import numpy as np
 N_GREEDY = 16
 
 
-def convert(hf_dir: Path, out: Path) -> None:
+def convert(hf_dir: Path, out: Path, mmproj: bool = True) -> None:
+    """`ggsight convert` to f32: out/text.gguf, and out/mmproj.gguf unless mmproj=False (text only)."""
     subprocess.run([sys.executable, "-m", "ggsight", "convert", str(hf_dir), "-o", str(out / "text.gguf"),
-                    "--mmproj", str(out / "mmproj.gguf"), "--outtype", "f32", "--quiet"],
+                    *(["--mmproj", str(out / "mmproj.gguf")] if mmproj else []), "--outtype", "f32", "--quiet"],
                    check=True, stdout=subprocess.DEVNULL)
 
 

@@ -24,14 +24,13 @@ result without them.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from conformance_record import record_cases  # noqa: E402
+from conformance_record import convert, record_cases  # noqa: E402
 
 DEFAULT_OUT = HERE / "data" / "conformance" / "gemma2"
 # google/gemma-2-2b-it's tokenizer_config.json chat_template (llama.cpp keeps the same text as
@@ -133,11 +132,6 @@ def text_cases(tok) -> list:
     return [*CASES, ("chat_two_turns", chat[len("<bos>"):], [])]
 
 
-def convert_text(hf_dir: Path, out: Path) -> None:
-    subprocess.run([sys.executable, "-m", "ggsight", "convert", str(hf_dir), "-o", str(out / "text.gguf"),
-                    "--outtype", "f32", "--quiet"], check=True, stdout=subprocess.DEVNULL)
-
-
 def finish_suite(out: Path, **facts) -> None:
     """A text-only suite: no mmproj, no image marker; suite-level facts added."""
     suite = json.loads((out / "cases.json").read_text())
@@ -150,7 +144,7 @@ def record(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         model, tok = build_hf(Path(tmp) / "hf")
-        convert_text(Path(tmp) / "hf", out)
+        convert(Path(tmp) / "hf", out, mmproj=False)
 
     def hf_inputs(prompt, images):
         return tok(prompt, return_tensors="pt")["input_ids"], {}, {}

@@ -22,14 +22,13 @@ the result without them.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from conformance_record import record_cases  # noqa: E402
+from conformance_record import convert, record_cases  # noqa: E402
 
 TEXT = ("Hello world! The window slides over the tokens; the rope rotates the queries and the keys of "
         "every head. Tell me a story")
@@ -39,11 +38,6 @@ CONVERSATION = [
     {"role": "assistant", "content": "Hello world! What is the capital of France?"},
     {"role": "user", "content": "Tell me a story about a cat and a dog."},
 ]
-
-
-def convert_text(hf_dir: Path, out: Path) -> None:
-    subprocess.run([sys.executable, "-m", "ggsight", "convert", str(hf_dir), "-o", str(out / "text.gguf"),
-                    "--outtype", "f32", "--quiet"], check=True, stdout=subprocess.DEVNULL)
 
 
 def chat_facts(tok) -> dict:
@@ -93,7 +87,7 @@ def record_family(out: Path, name: str) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir = Path(tmp) / "hf"
         model = make_tiny_hf(name, hf_dir)
-        convert_text(hf_dir, out)
+        convert(hf_dir, out, mmproj=False)
         tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
         cases, hf_inputs = hf_cases(tok)
         record_cases(out, model, cases, hf_inputs, None)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from conformance_record import record_cases  # noqa: E402
-from make_conformance_llama import chat_facts, convert_text, hf_cases  # noqa: E402
+from conformance_record import convert, record_cases  # noqa: E402
+from make_conformance_llama import chat_facts, hf_cases  # noqa: E402
 
 UNICODE = "Café  naïve\n\n  déjà vu 2024, 12345 €  Grüße 🙂\tÄ\nend"
 TOKENIZE = ["Hello world!", " leading space", "two  spaces   three", "trailing  ", "line\nbreak\n\n\nthree",
@@ -56,7 +56,7 @@ def record(out: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir = Path(tmp) / "hf"
         model = make_tiny_hf_llama_spm(hf_dir)
-        convert_text(hf_dir, out)
+        convert(hf_dir, out, mmproj=False)
         tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
         suite_cases, hf_inputs = cases(tok)
         record_cases(out, model, suite_cases, hf_inputs, None)

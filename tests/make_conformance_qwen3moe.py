@@ -28,8 +28,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "vendor" / "ggml"))   # fetch.py: the pinned llama.cpp sdist
-from conformance_record import record_cases  # noqa: E402
-from make_conformance_gemma2 import convert_text, finish_suite  # noqa: E402
+from conformance_record import convert, record_cases  # noqa: E402
+from make_conformance_gemma2 import finish_suite  # noqa: E402
 
 DEFAULT_OUT = HERE / "data" / "conformance" / "qwen3moe"
 # Qwen/Qwen3-0.6B's chat template (the same in Qwen3-30B-A3B), as llama.cpp keeps it
@@ -152,7 +152,7 @@ def record(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         model, tok = build_hf(Path(tmp) / "hf")
-        convert_text(Path(tmp) / "hf", out)
+        convert(Path(tmp) / "hf", out, mmproj=False)
 
     def hf_inputs(prompt, images):
         return tok(prompt, return_tensors="pt")["input_ids"], {}, {}
