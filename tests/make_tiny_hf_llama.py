@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 import make_tiny_hf_llama_templates as templates  # noqa: E402
-from make_tiny_hf_qwen25vl import QWEN2_SPLIT, byte_chars, learn_merges  # noqa: E402
+from make_tiny_hf_qwen25vl import QWEN2_SPLIT, byte_chars, learn_merges, random_weights  # noqa: E402
 
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
@@ -150,17 +150,7 @@ def make_tiny_hf(name: str, out_dir, seed: int = 0, window: int | None = 8):
         vocab_size=n_tokens, bos_token_id=ids.get(f["bos"]), eos_token_id=[ids[t] for t in f["eos_ids"]],
         pad_token_id=ids.get(f.get("pad")), architectures=[f["cls"]], **f["config"])
     torch.manual_seed(seed)
-    model = cls(config).eval()
-    with torch.no_grad():
-        for pname, p in model.named_parameters():
-            if p.ndim == 1 and pname.endswith(".weight"):    # RMSNorm scales x * w: around 1, not 1
-                p.copy_(1.0 + 0.3 * torch.randn_like(p))
-            elif p.ndim == 1:                                 # biases
-                p.copy_(0.2 * torch.randn_like(p))
-            elif "embed_tokens" in pname:
-                p.copy_(0.5 * torch.randn_like(p))
-            else:
-                p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
+    model = random_weights(cls(config).eval())
     model.save_pretrained(out_dir, safe_serialization=True)
     (out_dir / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
     tcfg = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": f["bos"], "eos_token": f["eos"],

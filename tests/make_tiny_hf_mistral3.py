@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from make_tiny_hf_qwen25vl import CORPUS, byte_chars, learn_merges
+from make_tiny_hf_qwen25vl import CORPUS, byte_chars, learn_merges, random_weights
 
 # tekken's pre-tokenizer regex, as in Mistral Small 3.1's tokenizer.json
 TEKKEN_SPLIT = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
@@ -114,17 +114,7 @@ def make_tiny_hf_mistral3(out_dir, seed: int = 0, *, text: dict | None = None, v
         vision_feature_layer=-1, multimodal_projector_bias=False, tie_word_embeddings=False,
         architectures=["Mistral3ForConditionalGeneration"])
     torch.manual_seed(seed)
-    model = Mistral3ForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim == 1 and name.endswith(".weight"):    # RMSNorm scales x * w: around 1, not 1
-                p.copy_(1.0 + 0.3 * torch.randn_like(p))
-            elif p.ndim == 1:                                # biases
-                p.copy_(0.2 * torch.randn_like(p))
-            elif "embed_tokens" in name:
-                p.copy_(0.5 * torch.randn_like(p))
-            else:                                            # fan-in scaling (Conv2d: in * p * p)
-                p.copy_(torch.randn_like(p) / p[0].numel() ** 0.5)
+    model = random_weights(Mistral3ForConditionalGeneration(config).eval())
     model.save_pretrained(out_dir, safe_serialization=True)
     write_tokenizer(out_dir)
     return model

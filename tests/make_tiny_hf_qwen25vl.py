@@ -106,6 +106,24 @@ def tiny_tokenizer_json() -> dict:
     }
 
 
+def random_weights(model):
+    """Every parameter of the HF model random and non-trivial, drawn from torch's generator in
+    parameter order (seed it first); returns the model. Also used by make_tiny_hf_llama.py and
+    make_tiny_hf_mistral3.py."""
+    import torch
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 1 and name.endswith(".weight"):    # RMSNorm scales x * w: around 1, not 1
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+            elif p.ndim == 1:                                # biases
+                p.copy_(0.2 * torch.randn_like(p))
+            elif "embed_tokens" in name:
+                p.copy_(0.5 * torch.randn_like(p))
+            else:                        # fan-in scaling (a matrix: its columns; Conv3d: in * t * p * p)
+                p.copy_(torch.randn_like(p) / p[0].numel() ** 0.5)
+    return model
+
+
 def make_tiny_hf_qwen25vl(out_dir, seed: int = 0, *, tied: bool = False, vision: dict | None = None):
     """Write the checkpoint to out_dir; returns the (float32, eval-mode) HF model. vision:
     vision_config fields to change (tests/make_llamacpp_fixtures.py: an evenly spaced
@@ -132,17 +150,7 @@ def make_tiny_hf_qwen25vl(out_dir, seed: int = 0, *, tied: bool = False, vision:
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=tied, architectures=["Qwen2_5_VLForConditionalGeneration"])
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim == 1 and name.endswith(".weight"):    # RMSNorm scales x * w: around 1, not 1
-                p.copy_(1.0 + 0.3 * torch.randn_like(p))
-            elif p.ndim == 1:                                # biases
-                p.copy_(0.2 * torch.randn_like(p))
-            elif "embed_tokens" in name:
-                p.copy_(0.5 * torch.randn_like(p))
-            else:                                            # fan-in scaling (Conv3d: in * t * p * p)
-                p.copy_(torch.randn_like(p) / p[0].numel() ** 0.5)
+    model = random_weights(Qwen2_5_VLForConditionalGeneration(config).eval())
     model.save_pretrained(out_dir, safe_serialization=True)
 
     (out_dir / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
