@@ -50,7 +50,9 @@ def test_the_unmodified_rewrite_loads(fixture, tmp_path):
     """The rewriting itself breaks nothing, so each failure below is the one change's."""
     out = rewrite(ROOT / fixture / "text.gguf", tmp_path / "same.gguf")
     ids, logits = ggsight.load(out, n_ctx=64).evaluate("hello world")
-    assert logits.shape == (len(ids), ggsight.load(ROOT / fixture / "text.gguf", n_ctx=64).n_vocab)
+    want_ids, want = ggsight.load(ROOT / fixture / "text.gguf", n_ctx=64).evaluate("hello world")
+    assert ids == want_ids
+    np.testing.assert_array_equal(logits, want)   # same keys, same tensor bytes: the same model
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
