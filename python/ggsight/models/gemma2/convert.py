@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from ..gemma3.convert import write_tokenizer  # noqa: F401 (the same vocabulary format; store/convert.py calls it)
+# Gemma 3's value changes (norms stored as 1 + w, the embedding cut to the vocabulary) and
+# vocabulary format are Gemma 2's; store/convert.py calls both
+from ..gemma3.convert import fix_tensor, write_tokenizer  # noqa: F401
 from ..hf_common import ConvertError, architecture, write_decoder_shape
 
 ARCH = "gemma2"
@@ -148,13 +148,3 @@ def expected_names(hp: Gemma2Hparams) -> set[str]:
     if not hp.tied:
         names.add("output.weight")
     return names
-
-
-def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
-    """llama.cpp's value changes: Gemma2RMSNorm computes x * (1 + w), GGUF stores 1 + w; the
-    embedding loses rows past the tokenizer's vocabulary."""
-    if name.endswith("norm.weight"):
-        return data.astype(np.float32) + np.float32(1.0)
-    if name in ("token_embd.weight", "output.weight") and 0 < n_vocab_real < data.shape[0]:
-        return data[:n_vocab_real]
-    return data
