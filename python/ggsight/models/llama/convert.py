@@ -126,20 +126,27 @@ def decoder_name(hf_name: str, tied: bool, layer_names: dict, biased: tuple) -> 
     raise ValueError(f"unexpected tensor {hf_name!r}")
 
 
+def decoder_names(n_layer: int, tied: bool, layer_names: dict, biased: tuple) -> set[str]:
+    """Every GGUF tensor name decoder_name gives a checkpoint of this layout (biases of `biased`)."""
+    names = {"token_embd.weight", "output_norm.weight"}
+    for i in range(n_layer):
+        names |= {f"blk.{i}.{n}.weight" for n in layer_names.values()}
+        names |= {f"blk.{i}.{n}.bias" for n in biased}
+    if not tied:
+        names.add("output.weight")
+    return names
+
+
+def _biased(hp: LlamaHparams) -> tuple[str, ...]:
+    return (_ATTN_BIASED if hp.attention_bias else ()) + (_MLP_BIASED if hp.mlp_bias else ())
+
+
 def gguf_name(hf_name: str, hp: LlamaHparams) -> str | None:
-    return decoder_name(hf_name, hp.tied, LAYER_NAMES, (_ATTN_BIASED if hp.attention_bias else ())
-                        + (_MLP_BIASED if hp.mlp_bias else ()))
+    return decoder_name(hf_name, hp.tied, LAYER_NAMES, _biased(hp))
 
 
 def expected_names(hp: LlamaHparams) -> set[str]:
-    names = {"token_embd.weight", "output_norm.weight"}
-    for i in range(hp.n_layer):
-        names |= {f"blk.{i}.{n}.weight" for n in LAYER_NAMES.values()}
-        names |= {f"blk.{i}.{n}.bias" for n in (_ATTN_BIASED if hp.attention_bias else ())}
-        names |= {f"blk.{i}.{n}.bias" for n in (_MLP_BIASED if hp.mlp_bias else ())}
-    if not hp.tied:
-        names.add("output.weight")
-    return names
+    return decoder_names(hp.n_layer, hp.tied, LAYER_NAMES, _biased(hp))
 
 
 def permute_halves_to_pairs(data: np.ndarray, n_heads: int) -> np.ndarray:

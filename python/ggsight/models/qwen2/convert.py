@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..hf_common import ConvertError, architecture, rope, text_config, write_bpe_tokenizer, write_decoder_shape
-from ..llama.convert import LAYER_NAMES, decoder_name
+from ..llama.convert import LAYER_NAMES, decoder_name, decoder_names
 
 ARCH = "qwen2"
 ARCHITECTURES = ("Qwen2ForCausalLM",)
@@ -71,13 +71,7 @@ def gguf_name(hf_name: str, hp: Qwen2Hparams) -> str | None:
 
 
 def expected_names(hp: Qwen2Hparams) -> set[str]:
-    names = {"token_embd.weight", "output_norm.weight"}
-    for i in range(hp.n_layer):
-        names |= {f"blk.{i}.{n}.weight" for n in LAYER_NAMES.values()}
-        names |= {f"blk.{i}.{n}.bias" for n in _BIASED}
-    if not hp.tied:
-        names.add("output.weight")
-    return names
+    return decoder_names(hp.n_layer, hp.tied, LAYER_NAMES, _BIASED)
 
 
 def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:

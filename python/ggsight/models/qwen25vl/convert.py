@@ -3,7 +3,6 @@ byte-level BPE vocabulary, in llama.cpp's convention for arch "qwen2vl" (the vis
 convert_mmproj.py)."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
+from ..llama.convert import LAYER_NAMES, decoder_name, decoder_names
 
 ARCH = "qwen2vl"
 ARCHITECTURES = ("Qwen2_5_VLForConditionalGeneration",)
@@ -21,24 +21,11 @@ _DEFAULTS = dict(vocab_size=152_064, hidden_size=8192, intermediate_size=29_568,
                  rope_theta=1_000_000.0)
 _MROPE_DEFAULT = (16, 24, 24)   # what Qwen2_5_VLRotaryEmbedding falls back to
 
-# HF module path inside a decoder layer -> GGUF tensor name inside blk.N
-_LAYER_NAMES = {
-    "input_layernorm": "attn_norm",
-    "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k",
-    "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output",
-    "post_attention_layernorm": "ffn_norm",
-    "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down",
-}
 _BIASED = ("attn_q", "attn_k", "attn_v")   # Qwen2 attention: q/k/v have biases, o has none
 # transformers 5 keeps the text model under model.language_model.; Hub checkpoints (and
 # transformers 5 save_pretrained, which writes the legacy names) under model. Longest first.
 _TEXT_PREFIXES = ("model.language_model.", "model.")
 _SKIP_PREFIXES = ("model.visual.", "visual.")   # the vision tower goes to the mmproj file
-_LAYER_RE = re.compile(r"layers\.(\d+)\.(.+)\.(weight|bias)$")
 
 
 @dataclass(frozen=True)
@@ -101,33 +88,19 @@ def write_metadata(w, hp: Qwen25VLHparams) -> None:
 
 
 def gguf_name(hf_name: str, hp: Qwen25VLHparams) -> str | None:
-    """GGUF tensor name for a HF tensor name; None for tensors that are not part of the text
-    GGUF (vision tower, a tied lm_head). Raises ValueError for unknown names."""
+    """GGUF tensor name for a HF tensor name: the text model's as in a Qwen2 checkpoint (llama's
+    layout, q/k/v biases); None for tensors that are not part of the text GGUF (vision tower, a
+    tied lm_head). Raises ValueError for unknown names."""
     if hf_name.startswith(_SKIP_PREFIXES):
         return None
-    if hf_name == "lm_head.weight":
-        return None if hp.tied else "output.weight"
     rest = next((hf_name[len(p):] for p in _TEXT_PREFIXES if hf_name.startswith(p)), None)
-    if rest == "embed_tokens.weight":
-        return "token_embd.weight"
-    if rest == "norm.weight":
-        return "output_norm.weight"
-    m = _LAYER_RE.match(rest or "")
-    if m and m.group(2) in _LAYER_NAMES:
-        name = _LAYER_NAMES[m.group(2)]
-        if m.group(3) == "weight" or name in _BIASED:
-            return f"blk.{m.group(1)}.{name}.{m.group(3)}"
-    raise ValueError(f"unexpected tensor {hf_name!r}")
+    if rest is None and hf_name != "lm_head.weight":
+        raise ValueError(f"unexpected tensor {hf_name!r}")
+    return decoder_name(hf_name if rest is None else "model." + rest, hp.tied, LAYER_NAMES, _BIASED)
 
 
 def expected_names(hp: Qwen25VLHparams) -> set[str]:
-    names = {"token_embd.weight", "output_norm.weight"}
-    for i in range(hp.n_layer):
-        names |= {f"blk.{i}.{n}.weight" for n in _LAYER_NAMES.values()}
-        names |= {f"blk.{i}.{n}.bias" for n in _BIASED}
-    if not hp.tied:
-        names.add("output.weight")
-    return names
+    return decoder_names(hp.n_layer, hp.tied, LAYER_NAMES, _BIASED)
 
 
 def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:

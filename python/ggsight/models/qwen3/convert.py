@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..hf_common import ConvertError, architecture, rope, text_config, write_bpe_tokenizer, write_decoder_shape
-from ..llama.convert import LAYER_NAMES, decoder_name
+from ..llama.convert import LAYER_NAMES, decoder_name, decoder_names
 
 ARCH = "qwen3"
 ARCHITECTURES = ("Qwen3ForCausalLM",)
@@ -75,13 +75,7 @@ def gguf_name(hf_name: str, hp: Qwen3Hparams) -> str | None:
 
 
 def expected_names(hp: Qwen3Hparams) -> set[str]:
-    names = {"token_embd.weight", "output_norm.weight"}
-    for i in range(hp.n_layer):
-        names |= {f"blk.{i}.{n}.weight" for n in _LAYER_NAMES.values()}
-        names |= {f"blk.{i}.{n}.bias" for n in (_BIASED if hp.attention_bias else ())}
-    if not hp.tied:
-        names.add("output.weight")
-    return names
+    return decoder_names(hp.n_layer, hp.tied, _LAYER_NAMES, _BIASED if hp.attention_bias else ())
 
 
 def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
