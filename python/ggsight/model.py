@@ -84,9 +84,8 @@ class Model:
                  image_cache_dir: str | os.PathLike | bool | None = None, n_seq: int = 1, rpc=None,
                  n_gpu_layers: int | dict | None = None, dump: Callable[[str, np.ndarray], None] | None = None):
         t0 = time.perf_counter_ns()
-        self.image_options = dict(image_options or {})
         opts = LoadOptions(n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, kv_type=kv_type, use_mmap=use_mmap,
-                           repack=repack, mmproj=mmproj, image_options=self.image_options,
+                           repack=repack, mmproj=mmproj, image_options=dict(image_options or {}),
                            image_cache_bytes=image_cache_bytes, image_cache_dir=image_cache_dir, n_seq=n_seq, rpc=rpc,
                            n_gpu_layers=n_gpu_layers, dump=dump)
         m = load_model(path if path is not None else default_model_path(), opts)

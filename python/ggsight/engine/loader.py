@@ -10,7 +10,6 @@ copied or repacked, so nothing big is allocated), no scheduler, no placement mov
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -74,14 +73,12 @@ class LoadedModel:
     backend: Backend | None = None
     sched: Scheduler | None = None
     cache: KVCache | None = None
-    load_duration: int = 0   # ns
 
 
 def load_model(path, opts: LoadOptions, *, plan_only: bool = False, devices=None) -> LoadedModel:
     """Run the load sequence. plan_only (estimate()): stop after the memory plan; `devices`
     (simulated budgets) then say where each layer would go. Otherwise the plan refuses what does
     not fit, or places layers on the GPU/RPC devices opts.rpc / opts.n_gpu_layers ask for."""
-    t0 = time.perf_counter_ns()
     opts.check()
     m = LoadedModel()
     m.path = Path(path)
@@ -103,9 +100,6 @@ def load_model(path, opts: LoadOptions, *, plan_only: bool = False, devices=None
     m.net = m.model_class(m.text, m.weights)
     m.n_ctx, m.n_batch = opts.n_ctx, min(opts.n_batch, opts.n_ctx)
     m.n_threads = opts.n_threads or default_threads()
-    if not plan_only:
-        m.backend = Backend(cpu_device(), n_threads=m.n_threads)
-        m.sched = _scheduler([m.backend], opts.dump)
     m.images = _image_glue(m, opts, cpu_device(), repack) if m.mmproj_gguf is not None else None
     m.image_cache = _image_cache(m, opts)
 
@@ -121,18 +115,19 @@ def load_model(path, opts: LoadOptions, *, plan_only: bool = False, devices=None
                     tile_bytes=_planned_tile_bytes(m, opts) if plan_only else None)
     if plan_only:
         return m
+    m.backend = Backend(cpu_device(), n_threads=m.n_threads)
     layer_devices = None
     if accel:  # the planner placed (or refused) the layers; move what it put elsewhere
         layer_devices = _place(m, opts, accel)
     else:
         m.memory.check(m.path.name)
+        m.sched = _scheduler([m.backend], opts.dump)
     c = m.net.config
     kinds = m.net.cache_kinds()
     # an image never splits, so the batch (and a sliding-window ring) must hold one whole
     cache_batch = max(m.n_batch, m.images.largest_group if m.images else 0)
     m.cache = KVCache(kinds, c.head_dim, [c.n_head_kv] * len(kinds), m.n_ctx, cache_batch, KV_TYPES[opts.kv_type],
                       n_seq=opts.n_seq, layer_devices=layer_devices)
-    m.load_duration = time.perf_counter_ns() - t0
     return m
 
 
