@@ -58,33 +58,36 @@ class ModelFolder:
 @functools.lru_cache(maxsize=1)
 def folders() -> tuple[ModelFolder, ...]:
     """Every model folder under ggsight/models, imported once."""
-    found = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.ispkg:
-            found.append(ModelFolder.of(importlib.import_module(f"{__name__}.{info.name}")))
-    seen: dict[str, str] = {}
-    for folder in found:
-        for arch in folder.gguf_architectures + folder.hf_architectures:
-            if arch in seen:
-                raise TypeError(f"models/{folder.name} and models/{seen[arch]} both declare {arch!r}")
-            seen[arch] = folder.name
-    return tuple(found)
+    return tuple(ModelFolder.of(importlib.import_module(f"{__name__}.{info.name}"))
+                 for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name) if info.ispkg)
+
+
+@functools.lru_cache(maxsize=1)
+def _tables() -> tuple[dict, dict, dict]:
+    """general.architecture -> folder, config.json architecture -> folder, clip.projector_type ->
+    folder, built once; a name two folders declare is refused."""
+    tables: tuple[dict, dict, dict] = ({}, {}, {})
+    for folder in folders():
+        declared = (folder.gguf_architectures, folder.hf_architectures, folder.projector_types)
+        for table, names in zip(tables, declared):
+            for name in names:
+                if name in table:
+                    raise TypeError(f"models/{folder.name} and models/{table[name].name} both declare {name!r}")
+                table[name] = folder
+    return tables
 
 
 def folder_for_gguf(arch: str | None) -> ModelFolder:
-    for folder in folders():
-        if arch in folder.gguf_architectures:
-            return folder
-    raise UnsupportedError(f"architecture {arch!r} is not supported (supported: {', '.join(architectures())})")
+    folder = _tables()[0].get(arch)
+    if folder is None:
+        raise UnsupportedError(f"architecture {arch!r} is not supported (supported: {', '.join(architectures())})")
+    return folder
 
 
 def folder_for_hf(hf_architectures: list[str]) -> ModelFolder | None:
     """The folder converting a checkpoint whose config.json lists these `architectures`."""
-    for name in hf_architectures:
-        for folder in folders():
-            if name in folder.hf_architectures and folder.convert is not None:
-                return folder
-    return None
+    by_hf = _tables()[1]
+    return next((by_hf[n] for n in hf_architectures if n in by_hf and by_hf[n].convert is not None), None)
 
 
 def model_class(arch: str | None):
@@ -96,15 +99,11 @@ def image_support(arch: str | None, mmproj=None):
 
     The mmproj's clip.projector_type decides where a folder declares it: one text architecture
     (llama) serves several vision families (Mistral 3's Pixtral tower, ...)."""
-    projector = mmproj.get("clip.projector_type") if mmproj is not None else None
-    if projector is not None:
-        for folder in folders():
-            if projector in folder.projector_types and folder.images is not None:
-                return folder.images
-    try:
-        return folder_for_gguf(arch).images
-    except UnsupportedError:
-        return None
+    by_gguf, _, by_projector = _tables()
+    folder = by_projector.get(mmproj.get("clip.projector_type")) if mmproj is not None else None
+    if folder is None or folder.images is None:
+        folder = by_gguf.get(arch)
+    return folder.images if folder is not None else None
 
 
 def architectures() -> list[str]:
