@@ -23,18 +23,26 @@ def test_the_check_names_what_is_missing():
     class Half:
         marker = "<img>"
 
-        def __init__(self, mmproj_gguf, weights):            # no tokenizer, no image_options
+        def __init__(self, mmproj_gguf, weights, tokenizer, n_embd_text=None):   # no **image_options
             pass
 
         def pixels(self, image):                             # no max_tokens
             pass
 
+        def tokens_of(self):                                 # no view
+            pass
+
         def embed(self, sched, pixels, extra):               # one argument too many
             pass
     problems = conformance(Half, ImageGlue)
-    for part in ("__init__() takes 2 arguments", "**image_options", "no argument 'max_tokens'",
-                 "embed() requires 3", "layout() is missing", "bidirectional is not declared"):
+    for part in ("__init__(mmproj_gguf, weights, tokenizer, some_option=...): got an unexpected keyword",
+                 "pixels(image, max_tokens=...): got an unexpected keyword argument 'max_tokens'",
+                 "tokens_of(view): too many positional arguments",
+                 "embed(sched, pixels): missing a required argument: 'extra'",
+                 "layout() is missing", "bidirectional is not declared"):
         assert any(part in p for p in problems), (part, problems)
+    assert not any(p.startswith(("Half.__init__(mmproj_gguf, weights, tokenizer):",
+                                 "Half.__init__(mmproj_gguf, weights, tokenizer, n_embd_text")) for p in problems)
 
 
 @pytest.mark.parametrize("name", sorted(d.name for d in CONF.iterdir() if (d / "text.gguf").is_file()))

@@ -76,14 +76,24 @@ class ImageGlue(Protocol):
         `sched` (the planner passes a scheduler that only reserves: then whatever it returns)."""
 
 
-def _params(fn) -> list[inspect.Parameter]:
-    return list(inspect.signature(fn).parameters.values())[1:]   # without self
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _calls(method) -> list[tuple[list[str], dict]]:
+    """The calls the engine may make of a protocol method: its required arguments by position,
+    with each optional one by name, and with an unknown keyword where it takes **kwargs."""
+    params = list(inspect.signature(method).parameters.values())[1:]   # without self
+    required = [p.name for p in params if p.kind in _POSITIONAL and p.default is p.empty]
+    calls = [(required, {})]
+    calls += [(required, {p.name: None}) for p in params if p.kind in _POSITIONAL and p.default is not p.empty]
+    calls += [(required, {"some_option": None}) for p in params if p.kind == inspect.Parameter.VAR_KEYWORD]
+    return calls
 
 
 def conformance(cls, protocol) -> list[str]:
-    """What `cls` lacks to satisfy `protocol` structurally: each protocol method must exist, take
-    the protocol's positional arguments (no more required ones), its optional ones by the same
-    names, and **kwargs where the protocol takes them. Attributes set in __init__ are not seen here."""
+    """What `cls` lacks to satisfy `protocol` structurally: each protocol method must exist and
+    accept every call _calls() names (checked by binding them to its signature). Attributes set in
+    __init__ are not seen here."""
     problems = []
     for name, member in vars(protocol).items():
         if not inspect.isfunction(member) or (name.startswith("_") and name != "__init__"):
@@ -92,23 +102,13 @@ def conformance(cls, protocol) -> list[str]:
         if not callable(impl):
             problems.append(f"{cls.__name__}.{name}() is missing")
             continue
-        want, have = _params(member), _params(impl)
-        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        takes_args = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in have)
-        takes_kwargs = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in have)
-        have_pos = [p for p in have if p.kind in positional]
-        n_want = len([p for p in want if p.kind in positional])
-        required = [p for p in have_pos if p.default is p.empty]
-        if len(required) > len([p for p in want if p.kind in positional and p.default is p.empty]):
-            problems.append(f"{cls.__name__}.{name}() requires {len(required)} arguments, the engine passes fewer")
-        if len(have_pos) < n_want and not takes_args:
-            problems.append(f"{cls.__name__}.{name}() takes {len(have_pos)} arguments, the engine passes {n_want}")
-        names = {p.name for p in have}
-        for p in want:
-            if p.kind in positional and p.default is not p.empty and p.name not in names and not takes_kwargs:
-                problems.append(f"{cls.__name__}.{name}() has no argument {p.name!r}")
-            if p.kind == inspect.Parameter.VAR_KEYWORD and not takes_kwargs:
-                problems.append(f"{cls.__name__}.{name}() takes no **{p.name}")
+        signature = inspect.signature(impl)
+        for args, kwargs in _calls(member):
+            try:
+                signature.bind(None, *args, **kwargs)   # None for self
+            except TypeError as e:
+                call = ", ".join([*args, *(f"{k}=..." for k in kwargs)])
+                problems.append(f"{cls.__name__}.{name}({call}): {e}")
     for attr in ("marker", "bidirectional", "largest_group") if protocol is ImageGlue else ():
         if not hasattr(cls, attr):   # class attributes (or properties) the engine reads
             problems.append(f"{cls.__name__}.{attr} is not declared on the class")
