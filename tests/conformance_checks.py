@@ -1,6 +1,9 @@
 """The two comparisons with a transformers recording (cases.json + <case>.npy) that every
 conformance-style test makes, whoever converted the GGUF: tests/test_conformance.py (ggsight's
-converter) and tests/test_llamacpp_files.py (llama.cpp's converter, Ollama's layout)."""
+converter) and tests/test_llamacpp_files.py (llama.cpp's converter, Ollama's layout), and the
+comparison of a re-converted GGUF with the committed one that their reproduce tests make."""
+from pathlib import Path
+
 import numpy as np
 
 
@@ -26,3 +29,23 @@ def check_greedy(model, prompt: str, images: list, greedy: list[int]) -> None:
             f"not an end-of-generation token {sorted(model.tokenizer.eog_ids)}")
     else:
         assert r.done_reason == "length"
+
+
+def _gguf_contents(path: Path) -> tuple[dict, dict]:
+    import gguf
+    r = gguf.GGUFReader(str(path))
+    keys = {f.name: f.contents() for f in r.fields.values() if not f.name.startswith("GGUF.")}
+    tensors = {t.name: (t.tensor_type.name, tuple(int(n) for n in t.shape), np.asarray(t.data)) for t in r.tensors}
+    return keys, tensors
+
+
+def assert_same_gguf(fresh: Path, committed: Path) -> None:
+    """Same metadata keys and values, same tensors (names, types, shapes, bytes): the file layout
+    (key and tensor order, padding) may differ."""
+    (k1, t1), (k2, t2) = _gguf_contents(fresh), _gguf_contents(committed)
+    assert k1.keys() == k2.keys(), f"{committed.name}: keys {sorted(k1.keys() ^ k2.keys())} differ"
+    assert [k for k in k1 if k1[k] != k2[k]] == [], f"{committed.name}: metadata values differ"
+    assert t1.keys() == t2.keys(), f"{committed.name}: tensors {sorted(t1.keys() ^ t2.keys())} differ"
+    for name, (ty, shape, data) in t1.items():
+        assert (ty, shape) == t2[name][:2], f"{committed.name}: {name} is {ty} {shape}, committed {t2[name][:2]}"
+        assert np.array_equal(data.view(np.uint8), t2[name][2].view(np.uint8)), f"{committed.name}: {name} data"

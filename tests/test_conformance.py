@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ggsight
-from conformance_checks import check_greedy, check_logits
+from conformance_checks import assert_same_gguf, check_greedy, check_logits
 
 ROOT = Path(__file__).parent / "data" / "conformance"
 SUITES = {p.name: json.loads((p / "cases.json").read_text()) for p in sorted(ROOT.iterdir())
@@ -86,22 +86,3 @@ def test_the_script_reproduces_the_committed_fixtures(arch, tmp_path):
     for name in filter(None, (SUITES[arch]["model"], SUITES[arch]["mmproj"])):   # text-only: no mmproj
         assert_same_gguf(tmp_path / name, ROOT / arch / name)
 
-
-def _gguf_contents(path: Path) -> tuple[dict, dict]:
-    import gguf
-    r = gguf.GGUFReader(str(path))
-    keys = {f.name: f.contents() for f in r.fields.values() if not f.name.startswith("GGUF.")}
-    tensors = {t.name: (t.tensor_type.name, tuple(int(n) for n in t.shape), np.asarray(t.data)) for t in r.tensors}
-    return keys, tensors
-
-
-def assert_same_gguf(fresh: Path, committed: Path) -> None:
-    """Same metadata keys and values, same tensors (names, types, shapes, bytes): the file layout
-    (key and tensor order, padding) may differ."""
-    (k1, t1), (k2, t2) = _gguf_contents(fresh), _gguf_contents(committed)
-    assert k1.keys() == k2.keys(), f"{committed.name}: keys {sorted(k1.keys() ^ k2.keys())} differ"
-    assert [k for k in k1 if k1[k] != k2[k]] == [], f"{committed.name}: metadata values differ"
-    assert t1.keys() == t2.keys(), f"{committed.name}: tensors {sorted(t1.keys() ^ t2.keys())} differ"
-    for name, (ty, shape, data) in t1.items():
-        assert (ty, shape) == t2[name][:2], f"{committed.name}: {name} is {ty} {shape}, committed {t2[name][:2]}"
-        assert np.array_equal(data.view(np.uint8), t2[name][2].view(np.uint8)), f"{committed.name}: {name} data"
