@@ -15,8 +15,8 @@ split, or None), expected_names, fix_tensor(name, data, n_vocab, hp) and write_t
 hf_shape, hp) (for tensors that are split or transposed), extra_tensors(hp) (tensors computed
 from the config, such as rope_freqs) and stacked(hf_name, hp) -> (GGUF name, index) or None (one
 slice of a GGUF tensor stacked from several HF tensors, such as one expert of Qwen3-MoE's); an
-mmproj writer has convert(hf_dir, config, ckpt, out_path, outtype, progress). The vision tower
-of a multimodal checkpoint goes to a separate mmproj file (convert_mmproj).
+mmproj writer has convert(hf_dir, config, ckpt, out_path, outtype f32 / f16 / bf16, progress).
+The vision tower of a multimodal checkpoint goes to a separate mmproj file (convert_mmproj).
 """
 from __future__ import annotations
 
@@ -259,6 +259,7 @@ def convert_mmproj(hf_dir: str | Path, out_path: str | Path, outtype: str = "f32
     if "vision_config" not in config or mm is None:
         raise ConvertError(f"{hf_dir}: config.json has no vision_config (a text-only model has no mmproj)")
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    outtype = "f16" if outtype == "q8_0" else outtype   # the tower stays unquantized
     return Path(mm.convert(hf_dir, config, _Checkpoint(hf_dir), out_path, outtype, progress))
 
 

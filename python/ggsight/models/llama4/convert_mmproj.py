@@ -144,13 +144,12 @@ def expected_shapes(hp: VisionHparams) -> dict[str, tuple[int, ...]]:
 def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, progress: bool = False) -> Path:
     """The vision tower + adapter + projector of a Llama 4 checkpoint as an mmproj GGUF.
 
-    outtype f32, f16 or bf16 for the matrices (q8_0 writes f16: the tower stays unquantized);
+    outtype f32, f16 or bf16 for the matrices (the driver maps q8_0 to f16);
     norms, biases, the class, patch and position embeddings stay f32."""
     import gguf
 
     where = str(hf_dir)
     hp = VisionHparams.from_config(config, where)
-    outtype = "f16" if outtype == "q8_0" else outtype
     todo = plan(ckpt.where, where)
     want = expected_shapes(hp)
     require_all(want, todo, where)

@@ -151,14 +151,13 @@ def _extract(data: np.ndarray, part: tuple | None) -> np.ndarray:
 def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, progress: bool = False) -> Path:
     """The vision tower + merger of a Qwen2.5-VL checkpoint as an mmproj GGUF.
 
-    outtype f32, f16 or bf16 for the matrices (q8_0 writes f16: the tower stays unquantized);
+    outtype f32, f16 or bf16 for the matrices (the driver maps q8_0 to f16);
     norms, biases and the two patch kernels stay f32 (llama.cpp writes the kernels f16 in an f16
     file; kept f32 here, as for Gemma 3, since ggml's CPU im2col then needs no conversion)."""
     import gguf
 
     where = str(hf_dir)
     hp = VisionHparams.from_config(config, where)
-    outtype = "f16" if outtype == "q8_0" else outtype
     todo = plan(ckpt.where, hp, where)
     want = expected_shapes(hp)
     require_all(want, todo, where)
