@@ -9,7 +9,7 @@ from typing import Mapping
 import numpy as np
 
 from ..hf_common import write_clip_vision
-from ..writing import encode, out_type
+from ..writing import out_type, write_tensors
 
 # HF name (after the vision-tower prefix) -> GGUF name; N is the layer number
 _LAYER = {
@@ -51,19 +51,24 @@ _KEEP_F32 = {"v.patch_embd.weight", "v.position_embd.weight"}
 
 
 def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, progress: bool = False) -> Path:
-    """The `ggsight convert --mmproj` entry (store/convert.py): the tower of a checkpoint
-    directory; q8_0 writes f16 (the tower stays unquantized). No progress bar: the tower is
-    held in memory and written at once."""
+    """The `ggsight convert --mmproj` entry (store/convert.py): the tower of a checkpoint directory."""
     tensors = {n: ckpt.load(n) for n in ckpt.where if vision_tensor_name(n)}
     vc = dict(config["vision_config"])
     for key, default in (("image_size", 896), ("patch_size", 14), ("hidden_size", 1152),
                          ("intermediate_size", 4304), ("num_hidden_layers", 27), ("num_attention_heads", 16)):
         vc.setdefault(key, default)  # Hub configs leave SigLIP's defaults out
-    return Path(write_mmproj(out_path, tensors, dict(config, vision_config=vc),
-                             outtype="f16" if outtype == "q8_0" else outtype))
+    return Path(write_mmproj(out_path, tensors, dict(config, vision_config=vc), outtype, progress))
 
 
-def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict, outtype: str = "f32") -> str:
+def _value(name: str, data) -> np.ndarray:
+    data = np.asarray(data, dtype=np.float32)
+    if name == "mm.soft_emb_norm.weight":
+        data = data + 1.0  # Gemma's RMSNorm scales by (1 + weight); GGUF stores the sum
+    return data
+
+
+def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict, outtype: str = "f32",
+                 progress: bool = False) -> str:
     """`tensors`: HF names -> float arrays; `config`: HF Gemma3Config as a dict.
 
     outtype: "f32", "f16" or "bf16" for the 2-D matrices of the tower and projector (norms,
@@ -73,38 +78,33 @@ def write_mmproj(path, tensors: Mapping[str, np.ndarray], config: dict, outtype:
         raise ValueError(f"mmproj outtype {outtype!r}: expected f32, f16 or bf16")
     vc = config["vision_config"]
     tc = config.get("text_config", {})
-    w = gguf.GGUFWriter(str(path), "clip")
-    write_clip_vision(w, "gemma3", image_size=vc["image_size"], patch_size=vc["patch_size"], n_embd=vc["hidden_size"],
-                      n_ff=vc["intermediate_size"], n_layer=vc["num_hidden_layers"], n_head=vc["num_attention_heads"],
-                      eps=vc.get("layer_norm_eps", 1e-6),
-                      projection_dim=tc.get("hidden_size", config.get("hidden_size", 0)),
-                      mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     tokens = int(config.get("mm_tokens_per_image", 256))
     pool = (vc["image_size"] // vc["patch_size"]) // math.isqrt(tokens)
     if pool <= 0:
         raise ValueError(f"mm_tokens_per_image {tokens}: more tokens than the {vc['image_size'] // vc['patch_size']} "
                          f"patches per side give")
-    # llama.cpp's keys: the pooling kernel (written here even where it is clip.cpp's default 4)
-    # and the GELU flag; mm_tokens_per_image is ggsight's (what earlier ggsight files carried)
-    w.add_uint32("clip.vision.projector.scale_factor", pool)
-    w.add_bool("clip.use_gelu", True)
-    w.add_uint32("clip.vision.mm_tokens_per_image", tokens)
-    written = 0
+    jobs = []
     for hf_name, data in tensors.items():
         name = vision_tensor_name(hf_name)
-        if name is None:
-            continue
-        data = np.asarray(data, dtype=np.float32)
-        if name == "mm.soft_emb_norm.weight":
-            data = data + 1.0  # Gemma's RMSNorm scales by (1 + weight); GGUF stores the sum
-        qtype = out_type(name, data.shape, "f32" if name in _KEEP_F32 else outtype)
-        encoded = encode(data, qtype)
-        w.add_tensor(name, encoded, raw_dtype=qtype)
-        written += 1
-    if not written:
+        if name is not None:
+            shape = tuple(data.shape)
+            jobs.append((name, shape, out_type(name, shape, "f32" if name in _KEEP_F32 else outtype),
+                         lambda n=name, d=data: _value(n, d)))
+    if not jobs:
         raise ValueError("no Gemma 3 vision tensors found (expected vision_tower.* / multi_modal_projector.*)")
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    w = gguf.GGUFWriter(str(path), "clip")
+    try:
+        write_clip_vision(w, "gemma3", image_size=vc["image_size"], patch_size=vc["patch_size"],
+                          n_embd=vc["hidden_size"], n_ff=vc["intermediate_size"], n_layer=vc["num_hidden_layers"],
+                          n_head=vc["num_attention_heads"], eps=vc.get("layer_norm_eps", 1e-6),
+                          projection_dim=tc.get("hidden_size", config.get("hidden_size", 0)),
+                          mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+        # llama.cpp's keys: the pooling kernel (written here even where it is clip.cpp's default 4)
+        # and the GELU flag; mm_tokens_per_image is ggsight's (what earlier ggsight files carried)
+        w.add_uint32("clip.vision.projector.scale_factor", pool)
+        w.add_bool("clip.use_gelu", True)
+        w.add_uint32("clip.vision.mm_tokens_per_image", tokens)
+        write_tensors(w, jobs, progress)
+    finally:
+        w.close()
     return str(path)
