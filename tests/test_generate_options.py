@@ -74,7 +74,8 @@ def test_chat_options_and_num_predict(m):
     msgs = [{"role": "user", "content": "Tell me a story."}]
     a = m.chat(msgs, options={"temperature": 1.0, "seed": 3, "num_predict": 5})
     b = m.chat(msgs, options={"temperature": 1.0, "seed": 3, "num_predict": 5})
-    assert a.message["content"] == b.message["content"] and a.eval_count <= 5
+    assert a.message["content"] == b.message["content"]
+    assert a.eval_count == 5 and a.done_reason == "length" or 0 < a.eval_count < 5 and a.done_reason == "stop"
 
 
 def test_bad_options_are_refused(m):
