@@ -32,7 +32,7 @@ import numpy as np
 from ..models import folder_for_hf, hf_architectures
 from ..models.hf_common import ConvertError
 from ..models.hf_common import read_json as _read_json
-from ..models.writing import Progress, byte_shape, encode, out_type, write_tensors  # noqa: F401 (re-exported)
+from ..models.writing import out_type, write_tensors
 
 __all__ = ["ConvertError", "convert_hf", "convert_mmproj", "read_safetensors", "add_parser"]
 
