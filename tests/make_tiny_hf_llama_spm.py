@@ -22,6 +22,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 import make_tiny_hf_llama_templates as templates  # noqa: E402
 from make_tiny_hf_llama import CORPUS  # noqa: E402
+from make_tiny_hf_qwen25vl import random_weights  # noqa: E402
 
 # the unicode the vocabulary holds (so that merged non-ASCII pieces are tested too)
 TEXT = (CORPUS + "Café naïve façade, déjà vu. Grüße aus Köln. Ελληνικά και русский.\n"
@@ -54,15 +55,7 @@ def make_tiny_hf_llama_spm(out_dir, seed: int = 0):
         rope_parameters={"rope_type": "default", "rope_theta": 10_000.0}, bos_token_id=1, eos_token_id=2,
         pad_token_id=None, architectures=["LlamaForCausalLM"])
     torch.manual_seed(seed)
-    model = transformers.LlamaForCausalLM(config).eval()
-    with torch.no_grad():
-        for pname, p in model.named_parameters():
-            if p.ndim == 1:                                   # RMSNorm scales x * w: around 1, not 1
-                p.copy_(1.0 + 0.3 * torch.randn_like(p))
-            elif "embed_tokens" in pname:
-                p.copy_(0.5 * torch.randn_like(p))
-            else:
-                p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
+    model = random_weights(transformers.LlamaForCausalLM(config).eval())
     model.save_pretrained(out_dir, safe_serialization=True)
     (out_dir / "tokenizer.model").write_bytes(sentencepiece_model())
     # Llama 2's tokenizer_config.json (its added_tokens_decoder aside) with Mistral-7B-v0.1's
