@@ -11,7 +11,7 @@ from typing import Any
 # Gemma 3's value changes (norms stored as 1 + w, the embedding cut to the vocabulary) and
 # vocabulary format are Gemma 2's; store/convert.py calls both
 from ..gemma3.convert import fix_tensor, write_tokenizer  # noqa: F401
-from ..hf_common import ConvertError, architecture, write_decoder_shape
+from ..hf_common import ConvertError, architecture, rope, write_decoder_shape
 
 ARCH = "gemma2"
 ARCHITECTURES = ("Gemma2ForCausalLM",)
@@ -78,7 +78,7 @@ class Gemma2Hparams:
             n_layer=n_layer, n_head=int(hp["num_attention_heads"]),
             n_head_kv=int(hp["num_key_value_heads"] or hp["num_attention_heads"]),
             head_dim=int(hp["head_dim"]), n_ctx=int(hp["max_position_embeddings"]),
-            norm_eps=float(hp["rms_norm_eps"]), rope_base=_rope_base(hp, where),
+            norm_eps=float(hp["rms_norm_eps"]), rope_base=rope(hp, int(hp["head_dim"]), where, kinds=("default",))[0],
             sliding_window=int(hp["sliding_window"]), swa_pattern=_swa_pattern(hp, n_layer, where),
             query_pre_attn_scalar=float(hp["query_pre_attn_scalar"]),
             attn_softcap=hp["attn_logit_softcapping"], final_logit_softcap=hp["final_logit_softcapping"],
@@ -86,15 +86,6 @@ class Gemma2Hparams:
 
 
 Hparams = Gemma2Hparams   # the name store/convert.py looks up in every text module
-
-
-def _rope_base(hp: dict, where: str) -> float:
-    """theta from transformers 5 `rope_parameters` or the older `rope_theta`; Gemma 2 has no scaling."""
-    params = dict(hp.get("rope_scaling") or hp.get("rope_parameters") or {})
-    kind = params.get("rope_type", params.get("type", "default"))
-    if kind != "default":
-        raise ConvertError(f"{where}: rope type {kind!r} is not supported (Gemma 2 uses default rope)")
-    return float(params.get("rope_theta", hp["rope_theta"]))
 
 
 def _swa_pattern(hp: dict, n_layer: int, where: str) -> int:

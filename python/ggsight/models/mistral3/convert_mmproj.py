@@ -135,7 +135,8 @@ def _img_break_id(hf_dir: Path, where: str) -> int:
 
 def convert(hf_dir: Path, config: dict, ckpt, out_path: Path, outtype: str, progress: bool = False) -> Path:
     """The vision tower + projector of a Mistral3ForConditionalGeneration checkpoint as an mmproj
-    GGUF. outtype f32, f16 or bf16 for the matrices (the driver maps q8_0 to f16); norms, the [IMG_BREAK] row and the patch kernel stay f32."""
+    GGUF. outtype f32, f16 or bf16 for the matrices (the driver maps q8_0 to f16); norms, the
+    [IMG_BREAK] row and the patch kernel stay f32."""
     import gguf
 
     where = str(hf_dir)

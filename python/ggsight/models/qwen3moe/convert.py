@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, architecture, write_bpe_tokenizer, write_decoder_shape
+from ..hf_common import ConvertError, architecture, rope, write_bpe_tokenizer, write_decoder_shape
 
 ARCH = "qwen3moe"
 ARCHITECTURES = ("Qwen3MoeForCausalLM",)
@@ -68,26 +68,19 @@ class Qwen3MoeHparams:
         if bad:   # llama.cpp's qwen3moe: silu experts on every layer, no biases, no window
             raise ConvertError(f"{where}: {', '.join(bad)} is not supported by the qwen3moe architecture")
         n_head = int(hp["num_attention_heads"])
+        head_dim = int(hp["head_dim"] or int(hp["hidden_size"]) // n_head)
         return cls(
             n_vocab=int(hp["vocab_size"]), n_embd=int(hp["hidden_size"]), n_ff=int(hp["intermediate_size"]),
             n_ff_exp=int(hp["moe_intermediate_size"]), n_layer=int(hp["num_hidden_layers"]), n_head=n_head,
             n_head_kv=int(hp["num_key_value_heads"] or n_head),
-            head_dim=int(hp["head_dim"] or int(hp["hidden_size"]) // n_head),
+            head_dim=head_dim,
             n_ctx=int(hp["max_position_embeddings"]), norm_eps=float(hp["rms_norm_eps"]),
-            rope_base=_rope_base(hp, where), n_expert=int(hp["num_experts"]),
+            rope_base=rope(hp, head_dim, where, kinds=("default",))[0], n_expert=int(hp["num_experts"]),
             n_expert_used=int(hp["num_experts_per_tok"]), norm_topk=bool(hp["norm_topk_prob"]),
             tied=bool(hp["tie_word_embeddings"]))
 
 
 Hparams = Qwen3MoeHparams   # the name store/convert.py looks up in every text module
-
-
-def _rope_base(hp: dict, where: str) -> float:
-    params = dict(hp.get("rope_scaling") or hp.get("rope_parameters") or {})
-    kind = params.get("rope_type", params.get("type", "default"))
-    if kind != "default":
-        raise ConvertError(f"{where}: rope type {kind!r} is not supported (Qwen3-MoE uses default rope)")
-    return float(params.get("rope_theta", hp["rope_theta"]))
 
 
 def write_metadata(w, hp: Qwen3MoeHparams) -> None:
