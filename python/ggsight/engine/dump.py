@@ -5,10 +5,10 @@ any layer with a reference.
 Names are the ones graph code gives with .named(); ggml's own (`node_12`, `x (view)`) are left
 out. Before a graph is allocated its named tensors are marked as graph outputs, so ggml keeps
 their memory instead of reusing it; a named view keeps nothing by itself (its memory is its
-source's), so a copy of it is added to the graph and read instead. Marking outputs can stop ggml
-fusing a named tensor into the next op, so a dumped run may differ from a plain one in the last
-bits; within the run, the dump holds what the graph computed (the dumped `result_output` is the
-logits it returned).
+source's) and may not be contiguous (a transpose), so a copy of it is added to the graph and read
+instead. Marking outputs can stop ggml fusing a named tensor into the next op, so a dumped run may
+differ from a plain one in the last bits; within the run, the dump holds what the graph computed
+(the dumped `result_output` is the logits it returned).
 """
 from __future__ import annotations
 
