@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..hf_common import ConvertError, read_optional_json, require_all, text_config, write_clip_vision
+from ..llama.convert import permute_halves_to_pairs as permute_rows   # the text model's q/k permutation
 from ..writing import out_type, write_tensors
 from .vision import PROJECTOR_NORM_EPS_KEY, PROJECTOR_TYPE
 
@@ -78,11 +79,6 @@ class VisionHparams:
                    silu=act == "silu", bias=bool(config.get("multimodal_projector_bias", False)),
                    out_dim=int(tc["hidden_size"]), text_eps=float(tc.get("rms_norm_eps", 1e-5)),
                    rope_base=float(rope.get("rope_theta", vc.get("rope_theta", 10000.0))))
-
-
-def permute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
-    """Each head's rows (i, i + d/2) -> (2i, 2i + 1): HF's rotate_half pairs made adjacent."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def plan(hf_names, hp: VisionHparams, where: str) -> dict[str, tuple[str, str | None]]:
