@@ -99,6 +99,14 @@ def text_config(config: dict[str, Any]) -> dict[str, Any]:
     return {**top, **(config.get("text_config") or {})}
 
 
+def square(v, where: str) -> int:
+    """One side of a size given as an int or as [h, w] with h == w; ConvertError otherwise."""
+    vals = {int(x) for x in v} if isinstance(v, (list, tuple)) else {int(v)}
+    if len(vals) != 1:
+        raise ConvertError(f"{where}: non-square size {v} is not supported")
+    return vals.pop()
+
+
 def require_all(want, found, where: str) -> None:
     """Refuse a checkpoint that lacks some of the vision tensors `want` names (`found`: the ones it has)."""
     missing = sorted(want.keys() - found.keys())
@@ -261,8 +269,7 @@ def spm_vocab_from_tokenizer_json(path: Path) -> tuple[list[str], list[float], l
     if kind == "Unigram":
         for i, (tok, score) in enumerate(model["vocab"]):
             id_to_tok[i], scores[i] = tok, float(score)
-        unk = model.get("unk_id")
-        unk_tok = id_to_tok.get(unk) if unk is not None else None
+        unk_tok = id_to_tok.get(model.get("unk_id"))
     elif kind == "BPE":
         for tok, i in model["vocab"].items():
             id_to_tok[int(i)] = tok

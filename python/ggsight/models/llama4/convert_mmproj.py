@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..hf_common import ConvertError, read_optional_json, require_all, write_clip_vision
+from ..hf_common import ConvertError, read_optional_json, require_all, square, write_clip_vision
 from ..writing import out_type, write_tensors
 
 PROJECTOR_TYPE = "llama4"
@@ -63,7 +63,7 @@ class VisionHparams:
             raise ConvertError(f"{where}: vision hidden_act {vc['hidden_act']!r} is not supported (gelu)")
         rope = vc.get("rope_parameters") or {}
         text = config.get("text_config") or {}
-        hp = cls(image_size=_square(vc["image_size"], where), patch_size=_square(vc["patch_size"], where),
+        hp = cls(image_size=square(vc["image_size"], where), patch_size=square(vc["patch_size"], where),
                  in_channels=int(vc["num_channels"]), n_embd=int(vc["hidden_size"]),
                  n_ff=int(vc["intermediate_size"]), n_layer=int(vc["num_hidden_layers"]),
                  n_head=int(vc["num_attention_heads"]), norm_eps=float(vc["norm_eps"]),
@@ -94,13 +94,6 @@ class VisionHparams:
     @property
     def n_patches(self) -> int:
         return (self.image_size // self.patch_size) ** 2
-
-
-def _square(v, where: str) -> int:
-    vals = {int(x) for x in v} if isinstance(v, (list, tuple)) else {int(v)}
-    if len(vals) != 1:
-        raise ConvertError(f"{where}: non-square size {v} is not supported")
-    return vals.pop()
 
 
 def plan(hf_names, where: str) -> dict[str, str]:

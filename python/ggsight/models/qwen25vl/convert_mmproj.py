@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, read_optional_json, require_all, write_clip_vision
+from ..hf_common import ConvertError, read_optional_json, require_all, square, write_clip_vision
 from ..writing import out_type, write_tensors
 
 PROJECTOR_TYPE = "qwen2.5vl_merger"
@@ -58,8 +58,8 @@ class VisionHparams:
         vc.setdefault("in_channels", vc.get("in_chans", 3))   # Hub configs spell it in_chans
         if vc["hidden_act"] != "silu":
             raise ConvertError(f"{where}: vision hidden_act {vc['hidden_act']!r} is not supported (silu)")
-        hp = cls(image_size=int(vc["image_size"]), patch_size=_square(vc["patch_size"], where),
-                 temporal_patch_size=_square(vc["temporal_patch_size"], where),
+        hp = cls(image_size=int(vc["image_size"]), patch_size=square(vc["patch_size"], where),
+                 temporal_patch_size=square(vc["temporal_patch_size"], where),
                  in_channels=int(vc["in_channels"]), n_embd=int(vc["hidden_size"]),
                  n_ff=int(vc["intermediate_size"]), n_layer=int(vc["depth"]), n_head=int(vc["num_heads"]),
                  merge=int(vc["spatial_merge_size"]), window_size=int(vc["window_size"]),
@@ -73,13 +73,6 @@ class VisionHparams:
         if text_width is not None and int(text_width) != hp.out_dim:
             raise ConvertError(f"{where}: vision out_hidden_size {hp.out_dim} != text hidden_size {text_width}")
         return hp
-
-
-def _square(v, where: str) -> int:
-    vals = {int(x) for x in v} if isinstance(v, (list, tuple)) else {int(v)}
-    if len(vals) != 1:
-        raise ConvertError(f"{where}: non-square patch size {v} is not supported")
-    return vals.pop()
 
 
 def wa_pattern(fullatt: tuple[int, ...], n_layer: int) -> int | None:
