@@ -4,13 +4,14 @@ the per-head q_norm / k_norm; NeoX rope as HF, so nothing is permuted and no val
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, architecture, rope, text_config, write_bpe_tokenizer, write_decoder_shape
+from ..hf_common import ConvertError, architecture, rope, text_config, write_decoder_shape
 from ..llama.convert import LAYER_NAMES, decoder_name, decoder_names
+# Qwen2's byte-level BPE vocabulary (pre "qwen2": Qwen3 keeps its regex); store/convert.py calls it
+from ..qwen2.convert import write_tokenizer  # noqa: F401
 
 ARCH = "qwen3"
 ARCHITECTURES = ("Qwen3ForCausalLM",)
@@ -81,12 +82,3 @@ def expected_names(hp: Qwen3Hparams) -> set[str]:
 def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
     """HF's RMSNorms (QK-norms included) scale by w: nothing to change."""
     return data
-
-
-def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
-    """tokenizer.ggml.* (model "gpt2", pre "qwen2": Qwen3 keeps Qwen2's regex) and
-    tokenizer.chat_template; returns the vocabulary size."""
-    if not (hf_dir / "tokenizer.json").is_file():
-        raise ConvertError(f"{hf_dir}: no tokenizer.json (Qwen needs its byte-level BPE tokenizer.json)")
-    n_vocab = int(text_config(config).get("vocab_size") or _DEFAULTS["vocab_size"])
-    return write_bpe_tokenizer(w, hf_dir, config, n_vocab, "qwen2")

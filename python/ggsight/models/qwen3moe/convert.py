@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, architecture, rope, write_bpe_tokenizer, write_decoder_shape
+from ..hf_common import ConvertError, architecture, rope, write_decoder_shape
+# Qwen2's byte-level BPE vocabulary (pre "qwen2", what llama.cpp writes for Qwen3's); store/convert.py calls it
+from ..qwen2.convert import write_tokenizer  # noqa: F401
 
 ARCH = "qwen3moe"
 ARCHITECTURES = ("Qwen3MoeForCausalLM",)
@@ -139,12 +140,3 @@ def gguf_shape(name: str, shape: tuple[int, ...], hp: Qwen3MoeHparams) -> tuple[
 def fix_tensor(name: str, data: np.ndarray, n_vocab_real: int, hp=None) -> np.ndarray:
     """No value changes (Qwen3's RMSNorm scales by w; the embedding keeps its padded rows)."""
     return data
-
-
-def write_tokenizer(w, hf_dir: Path, config: dict) -> int:
-    """tokenizer.ggml.* (model "gpt2", pre "qwen2", what llama.cpp's converter writes for the
-    Qwen3 vocabulary) and tokenizer.chat_template; returns the vocabulary size."""
-    if not (hf_dir / "tokenizer.json").is_file():
-        raise ConvertError(f"{hf_dir}: no tokenizer.json (Qwen3-MoE needs its byte-level BPE tokenizer.json)")
-    n_vocab = int(config.get("vocab_size") or _DEFAULTS["vocab_size"])
-    return write_bpe_tokenizer(w, hf_dir, config, n_vocab, "qwen2")
