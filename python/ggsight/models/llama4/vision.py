@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...ggml import Context, DType, Tensor, required
-from ...ggml.ops import ROPE_NORMAL
-from ...nn import WeightBinder, patch_embed
+from ...nn import WeightBinder, patch_embed, rope_2d
 from ...nn.tiles import patch_attention
 
 _LAYER_NORM_EPS = 1e-5   # HF builds its LayerNorms with the default eps, whatever the config says
@@ -106,18 +105,6 @@ class Llama4Vision:
                 return weight, w(f"{b}{name}.bias", (n_embd,))
         return w(f"{b}ln2.weight", (n_embd,)), None   # reports the missing tensor by clip.cpp's name
 
-    def _rope_2d(self, t: Tensor, pos_x: Tensor, pos_y: Tensor, n: int) -> Tensor:
-        """HF's complex rotation of interleaved pairs: the first half of each head turns with the
-        patch column, the second with the row (positions 1-based; the class token's 0 = none)."""
-        c = self.config
-        hd = c.n_embd // c.n_head
-        half = hd // 2
-        first = t.view((half, c.n_head, n), (t.nb[0], t.nb[1], t.nb[2]), 0)
-        second = t.view((half, c.n_head, n), (t.nb[0], t.nb[1], t.nb[2]), half * t.nb[0])
-        first = first.rope(pos_x, half, ROPE_NORMAL, freq_base=c.rope_base)
-        second = second.rope(pos_y, half, ROPE_NORMAL, freq_base=c.rope_base)
-        return first.concat(second, 0)
-
     def build(self, ctx: Context, pixels: Tensor, pos_x: Tensor, pos_y: Tensor) -> Tensor:
         """One tile [S, S, 3, 1] -> [n_embd_text, tokens_per_tile]."""
         c = self.config
@@ -133,7 +120,9 @@ class Llama4Vision:
                 q = L["attn_q"][0].mul_mat(cur).add(L["attn_q"][1]).reshape(hd, c.n_head, n)
                 k = L["attn_k"][0].mul_mat(cur).add(L["attn_k"][1]).reshape(hd, c.n_head, n)
                 v = L["attn_v"][0].mul_mat(cur).add(L["attn_v"][1]).reshape(hd, c.n_head, n)
-                q, k = self._rope_2d(q, pos_x, pos_y, n), self._rope_2d(k, pos_x, pos_y, n)
+                # HF's complex rotation of interleaved pairs: half of each head turns with the patch
+                # column, half with the row (positions 1-based; the class token's 0 = none)
+                q, k = rope_2d(q, pos_x, pos_y, c.rope_base), rope_2d(k, pos_x, pos_y, c.rope_base)
                 att = patch_attention(q, k, v, None, 1.0 / math.sqrt(hd), exact=self.exact)
                 x = x.add(L["attn_out"][0].mul_mat(att).add(L["attn_out"][1])).named(f"v_attn_out-{il}")
                 cur = L["ffn_up"][0].mul_mat(_layer_norm(x, L["ln2"])).add(L["ffn_up"][1]).gelu_erf()
