@@ -16,15 +16,19 @@ ROOT = Path(__file__).parent / "data" / "conformance"
 FIXTURES = ["gemma3", "qwen25vl", "llama4"]
 
 
-def rewrite(src: Path, dst: Path, *, drop_key=None, drop_tensor=None, transpose=None, arch=None) -> Path:
+def rewrite(src: Path, dst: Path, *, drop_key=None, drop_tensor=None, transpose=None, arch=None,
+            set_string: tuple[str, str] | None = None) -> Path:
     r = gguf.GGUFReader(str(src))
     w = gguf.GGUFWriter(str(dst), arch or r.fields["general.architecture"].contents())
     for f in r.fields.values():
-        if f.name.startswith("GGUF.") or f.name in ("general.architecture", drop_key):
+        if f.name.startswith("GGUF.") or f.name in ("general.architecture", drop_key) or \
+                (set_string and f.name == set_string[0]):
             continue
         vtype = f.types[0]
         w.add_key_value(f.name, f.contents(), vtype,
                         sub_type=f.types[1] if vtype == gguf.GGUFValueType.ARRAY else None)
+    if set_string:
+        w.add_string(*set_string)
     for t in r.tensors:
         if t.name != drop_tensor:
             data = np.asarray(t.data)
@@ -101,3 +105,12 @@ def test_not_a_gguf_file(tmp_path):
     bad.write_bytes(b"GGUF" + b"\x00" * 3)
     with pytest.raises(GGUFError, match="text.gguf"):
         ggsight.load(bad, n_ctx=64)
+
+
+def test_unknown_projector_type(tmp_path):
+    """An mmproj whose clip.projector_type no model folder declares is refused by name, not handed
+    to the text architecture's image glue."""
+    src = ROOT / "gemma3"
+    bad = rewrite(src / "mmproj.gguf", tmp_path / "frob.gguf", set_string=("clip.projector_type", "frobnet"))
+    with pytest.raises(ggsight.UnsupportedError, match=r"frob.gguf: projector type 'frobnet' is not supported"):
+        ggsight.load(src / "text.gguf", mmproj=bad, n_ctx=64)

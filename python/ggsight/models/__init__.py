@@ -98,11 +98,17 @@ def image_support(arch: str | None, mmproj=None):
     """The image glue class for a text architecture and (optionally) its mmproj GGUF, or None.
 
     The mmproj's clip.projector_type decides where a folder declares it: one text architecture
-    (llama) serves several vision families (Mistral 3's Pixtral tower, ...)."""
+    (llama) serves several vision families (Mistral 3's Pixtral tower, ...). A projector type no
+    folder declares is refused rather than handed to the text architecture's glue."""
     by_gguf, _, by_projector = _tables()
-    folder = by_projector.get(mmproj.get("clip.projector_type")) if mmproj is not None else None
-    if folder is None or folder.images is None:
-        folder = by_gguf.get(arch)
+    projector = mmproj.get("clip.projector_type") if mmproj is not None else None
+    if projector is not None:
+        folder = by_projector.get(projector)
+        if folder is None:
+            raise UnsupportedError(f"{getattr(mmproj, 'path', 'mmproj')}: projector type {projector!r} is not "
+                                   f"supported (supported: {', '.join(sorted(by_projector))})")
+        return folder.images
+    folder = by_gguf.get(arch)
     return folder.images if folder is not None else None
 
 
