@@ -1,4 +1,4 @@
-// Our own CPU kernels as ggml custom ops: the AMX bf16 matmul and attention, the Q8_0/Q5_0 x16
+// Our own CPU kernels as ggml custom ops: the AMX bf16 matmul and attention, the Q8_0/Q5_0/Q6_K x16
 // matrix products. This file is compiled for the baseline CPU; the kernels themselves
 // (amx_kernels.cpp, x16_kernels.cpp) only run after the checks here pass, so a build made on a
 // newer machine still loads on an older one.
@@ -78,7 +78,7 @@ bool x16_args_ok(gs_context *c, gs_tensor *packed, gs_tensor *other, const char 
     if (!x16_usable()) return gs_fail(GS_ERR_UNSUPPORTED, "%s: this CPU (or build) has no AVX512-VNNI", what), false;
     const ggml_tensor *w = T(packed);
     if (!ggml_is_matrix(w) || !ggml_is_contiguous(w) || !gs_x16::shape_ok(w->type, w->ne[0], w->ne[1], what)) {
-        gs_fail(GS_ERR_INVALID, "%s: '%s' must be a contiguous Q8_0 or Q5_0 matrix in the x16 layout", what, w->name);
+        gs_fail(GS_ERR_INVALID, "%s: '%s' must be a contiguous Q8_0, Q5_0 or Q6_K matrix in the x16 layout", what, w->name);
         return false;
     }
     return true;

@@ -333,13 +333,13 @@ gs_tensor *gs_attention_bf16_tiles(gs_context *ctx, gs_tensor *q, gs_tensor *k, 
 
 /* 1 when this build and CPU can run the x16 kernels below (AVX512-VNNI) */
 int gs_x16_usable(void);
-/* n_rows rows of a Q8_0 or Q5_0 (`type`) matrix with n_in inputs, GGUF layout (n_rows a
+/* n_rows rows of a Q8_0, Q5_0 or Q6_K (`type`) matrix with n_in inputs, GGUF layout (n_rows a
    multiple of 16) <-> the same bytes interleaved 16 rows at a time (layout:
    csrc/x16_kernels.cpp). Groups of 16 rows convert on their own: a matrix can be converted a
    slice of whole groups at a time. */
 int gs_pack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_rows);
 int gs_unpack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_rows);
-/* x [K, ...] f32 times a Q8_0/Q5_0 weight [K, n_rows] whose data is in the x16 layout
+/* x [K, ...] f32 times a Q8_0/Q5_0/Q6_K weight [K, n_rows] whose data is in the x16 layout
    -> [n_rows, ...] */
 gs_tensor *gs_mul_mat_x16(gs_context *ctx, gs_tensor *packed, gs_tensor *x);
 /* rows `ids` (i32 [n]) of such a weight, dequantized -> f32 [K, n] */

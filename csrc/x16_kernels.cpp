@@ -1,4 +1,5 @@
-// Q8_0 and Q5_0 matrix products on AVX512-VNNI, run as ggml custom ops on the CPU backend.
+// Q8_0 and Q5_0 matrix products on AVX512-VNNI, run as ggml custom ops on the CPU backend
+// (Q6_K's are in x16_q6k.cpp).
 //
 // ggml's CPU dot products for these types work one row and one 32-value block at a time. When
 // decoding, that reads the weights at about half the speed two cores can stream them here (the
@@ -32,6 +33,7 @@
 
 #include "x16_kernels.h"
 #include "x16_layout.h"
+#include "x16_simd.h"
 
 
 
@@ -99,15 +101,10 @@ struct Q5Block {
 template <class Block, int T, bool stream>
 void group_times(const uint8_t *group, int64_t nb, const Activations *act, float *const *out) {
     __m512 acc[T][8];
-    for (int t = 0; t < T; ++t) {
-        for (int k = 0; k < 8; ++k) acc[t][k] = _mm512_setzero_ps();
-    }
+    for (int t = 0; t < T; ++t) gs_x16::zero_lanes(acc[t]);
     for (int64_t b = 0; b < nb; ++b) {
         const uint8_t *p = group + b * Block::kBytes;
-        if (stream) {
-            const char *ahead = (const char *)p + 2 * nb * Block::kBytes;
-            for (int64_t off = 0; off < Block::kBytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
-        }
+        if (stream) gs_x16::prefetch(p + 2 * nb * Block::kBytes, Block::kBytes);
         __m512i u[8];
         Block::quads(p, u);
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + Block::kScales)));
@@ -122,11 +119,7 @@ void group_times(const uint8_t *group, int64_t nb, const Activations *act, float
             }
         }
     }
-    for (int t = 0; t < T; ++t) {
-        const __m512 even = _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][4]), _mm512_add_ps(acc[t][2], acc[t][6]));
-        const __m512 odd = _mm512_add_ps(_mm512_add_ps(acc[t][1], acc[t][5]), _mm512_add_ps(acc[t][3], acc[t][7]));
-        _mm512_storeu_ps(out[t], _mm512_add_ps(even, odd));
-    }
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(out[t], gs_x16::sum_lanes_as_ggml(acc[t]));
 }
 
 template <class Block, int T, bool stream>
@@ -177,12 +170,33 @@ void mul_mat(ggml_tensor *dst, int ith, int nth) {
     }
 }
 
-// Dequantized rows for an embedding lookup: a handful of rows per step, so plain code.
+// Row r of a group, dequantized (Q8_0/Q5_0; K values).
 template <class Block>
-void get_rows(ggml_tensor *dst, int ith, int nth) {
+void dequantize_row(const uint8_t *group, int type, int64_t K, int64_t r, float *out) {
+    for (int64_t b = 0; b < K / 32; ++b) {
+        const gs_x16::BlockValues v = gs_x16::load_x16_row(type, group + b * Block::kBytes, r);
+        const float scale = _cvtsh_ss(v.scale);
+        for (int j = 0; j < 32; ++j) out[32 * b + j] = (float)((int)v.u[j] - (int)Block::kOffset) * scale;
+    }
+}
+
+}  // namespace
+
+void gs_x16_mul_mat(ggml_tensor *dst, int ith, int nth, void *) {
+    if (dst->src[0]->type == GGML_TYPE_Q6_K) {
+        gs_x16_q6k_mul_mat(dst, ith, nth);
+    } else if (dst->src[0]->type == GGML_TYPE_Q5_0) {
+        mul_mat<Q5Block>(dst, ith, nth);
+    } else {
+        mul_mat<Q8Block>(dst, ith, nth);
+    }
+}
+
+// Dequantized rows for an embedding lookup: a handful of rows per step, so plain code.
+void gs_x16_get_rows(ggml_tensor *dst, int ith, int nth, void *) {
     const ggml_tensor *w = dst->src[0], *ids = dst->src[1];
-    const int64_t K = w->ne[0], nb = K / 32, n_ids = ggml_nelements(ids);
-    const uint8_t *wp = (const uint8_t *)w->data;
+    const int64_t K = w->ne[0], n_ids = ggml_nelements(ids);
+    const int64_t group_bytes = K / gs_x16::values_per_block(w->type) * gs_x16::x16_block_bytes(w->type);
     for (int64_t i = ith; i < n_ids; i += nth) {
         const int64_t row = ((const int32_t *)ids->data)[i];
         float *out = (float *)((char *)dst->data + i * dst->nb[1]);
@@ -190,29 +204,13 @@ void get_rows(ggml_tensor *dst, int ith, int nth) {
             std::memset(out, 0, (size_t)K * sizeof(float));
             continue;
         }
-        const uint8_t *group = wp + (row / kRows) * nb * Block::kBytes;
-        for (int64_t b = 0; b < nb; ++b) {
-            const gs_x16::BlockValues v = gs_x16::load_x16_row(w->type, group + b * Block::kBytes, row % kRows);
-            const float scale = _cvtsh_ss(v.scale);
-            for (int j = 0; j < 32; ++j) out[32 * b + j] = (float)((int)v.u[j] - (int)Block::kOffset) * scale;
+        const uint8_t *group = (const uint8_t *)w->data + (row / kRows) * group_bytes;
+        if (w->type == GGML_TYPE_Q6_K) {
+            gs_x16::dequantize_q6k_row(group, K, row % kRows, out);
+        } else if (w->type == GGML_TYPE_Q5_0) {
+            dequantize_row<Q5Block>(group, w->type, K, row % kRows, out);
+        } else {
+            dequantize_row<Q8Block>(group, w->type, K, row % kRows, out);
         }
-    }
-}
-
-}  // namespace
-
-void gs_x16_mul_mat(ggml_tensor *dst, int ith, int nth, void *) {
-    if (dst->src[0]->type == GGML_TYPE_Q5_0) {
-        mul_mat<Q5Block>(dst, ith, nth);
-    } else {
-        mul_mat<Q8Block>(dst, ith, nth);
-    }
-}
-
-void gs_x16_get_rows(ggml_tensor *dst, int ith, int nth, void *) {
-    if (dst->src[0]->type == GGML_TYPE_Q5_0) {
-        get_rows<Q5Block>(dst, ith, nth);
-    } else {
-        get_rows<Q8Block>(dst, ith, nth);
     }
 }

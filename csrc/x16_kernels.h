@@ -3,8 +3,10 @@
 
 #include "ggml.h"
 
-// dst->src = {packed weight (Q8_0 or Q5_0 [K, n_rows], x16 layout), x (f32 [K, ...], contiguous
+// dst->src = {packed weight (Q8_0, Q5_0 or Q6_K [K, n_rows], x16 layout), x (f32 [K, ...], contiguous
 // rows)}; dst f32 [n_rows, rows of x]
 void gs_x16_mul_mat(ggml_tensor *dst, int ith, int nth, void *userdata);
 // dst->src = {packed weight, ids (i32 [n])}; dst f32 [K, n]
 void gs_x16_get_rows(ggml_tensor *dst, int ith, int nth, void *userdata);
+// Q6_K's (x16_q6k.cpp), to which gs_x16_mul_mat hands a Q6_K weight
+void gs_x16_q6k_mul_mat(ggml_tensor *dst, int ith, int nth);

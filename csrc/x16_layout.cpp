@@ -5,10 +5,60 @@
 
 #include "internal.h"
 
+extern "C" void dequantize_row_q6_K(const void *x, float *y, int64_t k);  // ggml-base's, exported
+
 namespace gs_x16 {
 
-int64_t gguf_block_bytes(int type) { return type == GGML_TYPE_Q5_0 ? 22 : 34; }
-int64_t x16_block_bytes(int type) { return type == GGML_TYPE_Q5_0 ? kQ5BlockBytes : kQ8BlockBytes; }
+int64_t values_per_block(int type) { return type == GGML_TYPE_Q6_K ? 256 : 32; }
+
+int64_t gguf_block_bytes(int type) {
+    return type == GGML_TYPE_Q6_K ? kQ6GgufBytes : type == GGML_TYPE_Q5_0 ? 22 : 34;
+}
+
+int64_t x16_block_bytes(int type) {
+    return type == GGML_TYPE_Q6_K ? kQ6BlockBytes : type == GGML_TYPE_Q5_0 ? kQ5BlockBytes : kQ8BlockBytes;
+}
+
+namespace {
+
+// Where value v (0..255) of a Q6_K row sits. In the GGUF (ggml's dequantize_row_q6_K): half
+// n = v / 128, quarter m of the half, l = v % 32: low nibble of ql[64n + l + 32(m & 1)] (its
+// high nibble for m >= 2), bits 2m..2m+1 of qh[32n + l]. In the x16 layout: quad k = v / 4 has
+// its low nibbles in 64-byte line k % 32 (high nibbles for k >= 32) and its 2 high bits in line
+// k % 16 of the high-bit lines (bits 2 (k / 16)), row r's byte 4r + v % 4 of each line.
+struct Q6Place {
+    int ql, ql_shift, qh, qh_shift, line, line_shift, hline, hline_shift;
+};
+
+Q6Place q6_place(int v, int64_t r) {
+    const int n = v / 128, m = (v % 128) / 32, l = v % 32, k = v / 4;
+    const int byte = (int)(4 * r) + v % 4;
+    return {64 * n + l + 32 * (m & 1), m >= 2 ? 4 : 0, 32 * n + l, 2 * m,
+            64 * (k % 32) + byte, k >= 32 ? 4 : 0, (int)kQ6HighBits + 64 * (k % 16) + byte, 2 * (k / 16)};
+}
+
+}  // namespace
+
+void store_q6k_row(const uint8_t *gguf, int64_t r, uint8_t *p) {
+    for (int v = 0; v < 256; ++v) {
+        const Q6Place at = q6_place(v, r);
+        p[at.line] |= (uint8_t)(((gguf[at.ql] >> at.ql_shift) & 0x0F) << at.line_shift);
+        p[at.hline] |= (uint8_t)(((gguf[128 + at.qh] >> at.qh_shift) & 3) << at.hline_shift);
+    }
+    for (int s = 0; s < 16; ++s) p[kQ6Scales + 16 * s + r] = gguf[192 + s];
+    std::memcpy(p + kQ6Deltas + 2 * r, gguf + 208, 2);
+}
+
+void load_q6k_row(const uint8_t *p, int64_t r, uint8_t *gguf) {
+    std::memset(gguf, 0, 192);
+    for (int v = 0; v < 256; ++v) {
+        const Q6Place at = q6_place(v, r);
+        gguf[at.ql] |= (uint8_t)(((p[at.line] >> at.line_shift) & 0x0F) << at.ql_shift);
+        gguf[128 + at.qh] |= (uint8_t)(((p[at.hline] >> at.hline_shift) & 3) << at.qh_shift);
+    }
+    for (int s = 0; s < 16; ++s) gguf[192 + s] = p[kQ6Scales + 16 * s + r];
+    std::memcpy(gguf + 208, p + kQ6Deltas + 2 * r, 2);
+}
 
 BlockValues read_gguf_block(int type, const uint8_t *blk) {
     BlockValues v;
@@ -75,15 +125,25 @@ BlockValues load_x16_row(int type, const uint8_t *p, int64_t r) {
     return v;
 }
 
+void dequantize_q6k_row(const uint8_t *group, int64_t K, int64_t r, float *out) {
+    uint8_t block[kQ6GgufBytes];
+    for (int64_t b = 0; b < K / 256; ++b) {
+        load_q6k_row(group + b * kQ6BlockBytes, r, block);
+        dequantize_row_q6_K(block, out + 256 * b, 256);
+    }
+}
+
 bool shape_ok(int type, int64_t n_in, int64_t n_rows, const char *what) {
-    if (type != GGML_TYPE_Q8_0 && type != GGML_TYPE_Q5_0) {
-        gs_fail(GS_ERR_INVALID, "%s: the x16 layout holds Q8_0 and Q5_0, not %s", what,
+    if (type != GGML_TYPE_Q8_0 && type != GGML_TYPE_Q5_0 && type != GGML_TYPE_Q6_K) {
+        gs_fail(GS_ERR_INVALID, "%s: the x16 layout holds Q8_0, Q5_0 and Q6_K, not %s", what,
                 ggml_type_name((ggml_type)type));
         return false;
     }
-    if (n_in <= 0 || n_in % 32 != 0 || n_rows <= 0 || n_rows % 16 != 0) {
-        gs_fail(GS_ERR_INVALID, "%s: the x16 layout needs inputs a multiple of 32 and rows a multiple of 16, got "
-                "%lld x %lld", what, (long long)n_in, (long long)n_rows);
+    const int64_t block = values_per_block(type);
+    if (n_in <= 0 || n_in % block != 0 || n_rows <= 0 || n_rows % 16 != 0) {
+        gs_fail(GS_ERR_INVALID, "%s: the x16 layout of %s needs inputs a multiple of %lld and rows a multiple of "
+                "16, got %lld x %lld", what, ggml_type_name((ggml_type)type), (long long)block, (long long)n_in,
+                (long long)n_rows);
         return false;
     }
     return true;
@@ -98,13 +158,18 @@ extern "C" {
 int gs_pack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_rows) {
     if (!src || !dst) return gs_fail(GS_ERR_INVALID, "gs_pack_x16: NULL argument");
     if (!shape_ok(type, n_in, n_rows, "gs_pack_x16")) return GS_ERR_INVALID;
-    const int64_t nb = n_in / 32, in_block = gguf_block_bytes(type), out_block = x16_block_bytes(type);
+    const int64_t nb = n_in / values_per_block(type), in_block = gguf_block_bytes(type);
+    const int64_t out_block = x16_block_bytes(type);
     std::memset(dst, 0, (size_t)(n_rows * nb * in_block));
     for (int64_t row = 0; row < n_rows; ++row) {
         uint8_t *group = (uint8_t *)dst + (row / 16) * nb * out_block;
         for (int64_t b = 0; b < nb; ++b) {
             const uint8_t *blk = (const uint8_t *)src + (row * nb + b) * in_block;
-            store_x16_row(type, read_gguf_block(type, blk), row % 16, group + b * out_block);
+            if (type == GGML_TYPE_Q6_K) {
+                store_q6k_row(blk, row % 16, group + b * out_block);
+            } else {
+                store_x16_row(type, read_gguf_block(type, blk), row % 16, group + b * out_block);
+            }
         }
     }
     return GS_OK;
@@ -113,12 +178,17 @@ int gs_pack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_ro
 int gs_unpack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_rows) {
     if (!src || !dst) return gs_fail(GS_ERR_INVALID, "gs_unpack_x16: NULL argument");
     if (!shape_ok(type, n_in, n_rows, "gs_unpack_x16")) return GS_ERR_INVALID;
-    const int64_t nb = n_in / 32, in_block = x16_block_bytes(type), out_block = gguf_block_bytes(type);
+    const int64_t nb = n_in / values_per_block(type), in_block = x16_block_bytes(type);
+    const int64_t out_block = gguf_block_bytes(type);
     for (int64_t row = 0; row < n_rows; ++row) {
         const uint8_t *group = (const uint8_t *)src + (row / 16) * nb * in_block;
         for (int64_t b = 0; b < nb; ++b) {
             uint8_t *blk = (uint8_t *)dst + (row * nb + b) * out_block;
-            write_gguf_block(type, load_x16_row(type, group + b * in_block, row % 16), blk);
+            if (type == GGML_TYPE_Q6_K) {
+                load_q6k_row(group + b * in_block, row % 16, blk);
+            } else {
+                write_gguf_block(type, load_x16_row(type, group + b * in_block, row % 16), blk);
+            }
         }
     }
     return GS_OK;

@@ -9,6 +9,9 @@ namespace gs_x16 {
 // Byte offsets inside one x16 block (all 16 rows of a group, 32 values each).
 constexpr int64_t kQ8BlockBytes = 544, kQ8Scales = 512;                  // [8][16][4] values, [16] fp16
 constexpr int64_t kQ5BlockBytes = 352, kQ5HighBits = 256, kQ5Scales = 320;  // [4][16][4] nibbles, [8] masks, [16] fp16
+// Q6_K: one 256-value superblock of all 16 rows (x16_q6k.cpp describes it)
+constexpr int64_t kQ6BlockBytes = 3360, kQ6HighBits = 2048, kQ6Scales = 3072, kQ6Deltas = 3328;
+constexpr int64_t kQ6GgufBytes = 210;  // ggml's block_q6_K: ql[128], qh[64], int8 scales[16], fp16 d
 
 // One block of a row: its scale's fp16 bits and 32 unsigned values u (Q8_0: value + 128,
 // Q5_0: value + 16, as the GGUF stores it).
@@ -17,6 +20,7 @@ struct BlockValues {
     uint8_t u[32];
 };
 
+int64_t values_per_block(int type);  // 32, or 256 for Q6_K
 int64_t gguf_block_bytes(int type);
 int64_t x16_block_bytes(int type);  // one block of all 16 rows of a group
 BlockValues read_gguf_block(int type, const uint8_t *blk);
@@ -24,7 +28,13 @@ void write_gguf_block(int type, const BlockValues &v, uint8_t *blk);
 // Row r's share of the x16 block at p (zeroed before the first row is stored).
 void store_x16_row(int type, const BlockValues &v, int64_t r, uint8_t *p);
 BlockValues load_x16_row(int type, const uint8_t *p, int64_t r);
-// Q8_0 or Q5_0, inputs a multiple of 32, rows of whole groups; otherwise sets the error.
+// Row r's share of a Q6_K superblock: from its GGUF block (x16 bytes zeroed before the first
+// row), and back.
+void store_q6k_row(const uint8_t *gguf, int64_t r, uint8_t *p);
+void load_q6k_row(const uint8_t *p, int64_t r, uint8_t *gguf);
+// Row r (K values) of a Q6_K group, dequantized by ggml's own dequantize_row_q6_K.
+void dequantize_q6k_row(const uint8_t *group, int64_t K, int64_t r, float *out);
+// Q8_0, Q5_0 or Q6_K, inputs a multiple of the block, rows of whole groups; otherwise sets the error.
 bool shape_ok(int type, int64_t n_in, int64_t n_rows, const char *what);
 
 }  // namespace gs_x16

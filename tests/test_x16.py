@@ -1,5 +1,5 @@
-"""The x16 layout and kernels (csrc/x16_kernels.cpp): Q8_0/Q5_0 matrices interleaved 16 rows at
-a time. They must give ggml's results bit for bit (the same activation quantization and float
+"""The x16 layout and kernels (csrc/x16_kernels.cpp, x16_q6k.cpp): Q8_0/Q5_0/Q6_K matrices
+interleaved 16 rows at a time. They must give ggml's results bit for bit (the same activation quantization and float
 sum order), so every comparison here is exact."""
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from ggsight.ggml import weights as weights_module
 from ggsight.ggml.backend import Buffer
 
 needs_x16 = pytest.mark.skipif(not x16.usable(), reason="this CPU (or build) has no AVX512-VNNI")
-TYPES = [DType.Q8_0, DType.Q5_0]
+TYPES = [DType.Q8_0, DType.Q5_0, DType.Q6_K]
+BLOCK = {DType.Q8_0: 32, DType.Q5_0: 32, DType.Q6_K: 256}
 
 
 def gguf_rows(dtype: DType, n_rows: int, n_in: int, seed: int = 0) -> np.ndarray:
@@ -27,21 +28,24 @@ def gguf_rows(dtype: DType, n_rows: int, n_in: int, seed: int = 0) -> np.ndarray
 
 @pytest.mark.parametrize("dtype", TYPES)
 def test_pack_unpack_round_trip_and_group_independence(dtype):
-    raw = gguf_rows(dtype, 64, 96)
-    packed = x16.pack(dtype, raw, 96, 64)
+    n_in = 3 * BLOCK[dtype]
+    raw = gguf_rows(dtype, 64, n_in)
+    packed = x16.pack(dtype, raw, n_in, 64)
     assert packed.nbytes == raw.nbytes and not np.array_equal(packed, raw.reshape(-1))
-    assert np.array_equal(x16.unpack(dtype, packed, 96, 64), raw.reshape(-1))
+    assert np.array_equal(x16.unpack(dtype, packed, n_in, 64), raw.reshape(-1))
     # groups of 16 rows convert on their own: a slice packs to the same bytes as in the whole
     half = raw.nbytes // 2
-    assert np.array_equal(x16.pack(dtype, raw[32:], 96, 32), packed[half:])
+    assert np.array_equal(x16.pack(dtype, raw[32:], n_in, 32), packed[half:])
 
 
 def test_layout_refuses_bad_shapes_and_types():
     raw = gguf_rows(DType.Q8_0, 16, 64)
     with pytest.raises(GGSightError, match="multiple of 16"):
         x16.pack(DType.Q8_0, raw[:8], 64, 8)
-    with pytest.raises(GGSightError, match="Q8_0 and Q5_0"):
+    with pytest.raises(GGSightError, match="Q8_0, Q5_0 and Q6_K"):
         x16.pack(DType.Q4_0, raw, 64, 16)
+    with pytest.raises(GGSightError, match="multiple of 256"):
+        x16.pack(DType.Q6_K, raw, 64, 16)
     assert not x16.packable((64, 24), DType.Q8_0)           # not whole groups
     assert not x16.packable((64, 16, 2), DType.Q8_0)        # not a matrix
     assert not x16.packable((64, 16), DType.Q4_K)
@@ -74,7 +78,7 @@ def _run(build, inputs):
 # 1..7: ggml's vec_dot path; 16 and up: its llamafile sgemm (prompt batches)
 @pytest.mark.parametrize("n_tokens", [1, 2, 3, 7, 16, 65, 512])
 def test_mul_mat_and_get_rows_equal_ggml_bit_for_bit(dtype, n_tokens):
-    n_in, n_rows = 160, 48
+    n_in, n_rows = 5 * BLOCK[dtype], 48
     keep = _weight_pair(dtype, n_rows, n_in, seed=n_tokens)
     _, _, _, plain, packed = keep
     rng = np.random.default_rng(7)
@@ -138,3 +142,18 @@ def test_gemma3_loads_x16_and_gives_ggmls_logits(monkeypatch):
     assert set(kinds_ggml.values()) == {"Tensor"}
     np.testing.assert_array_equal(prompt, prompt_ggml)
     np.testing.assert_array_equal(step, step_ggml)
+
+
+@needs_x16
+@pytest.mark.parametrize("env", [{"GGML_CPU_TILED_MM": "0"}, {"GGML_CPU_TILED_MM_FORCE": "1"}])
+def test_q6k_follows_ggmls_switch_for_its_tiled_matmul(env):
+    """ggml reads these once per process: off, Q6_K prompts go through its dot product; forced,
+    single tokens go through the tiled matmul. The Q6_K kernels read them too and still agree."""
+    import os
+    import subprocess
+    import sys
+    selected = "test_mul_mat_and_get_rows_equal_ggml_bit_for_bit and q6_K"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", selected],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "7 passed" in done.stdout

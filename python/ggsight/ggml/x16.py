@@ -1,10 +1,10 @@
-"""Q8_0 and Q5_0 matrices interleaved 16 rows at a time, for the shim's AVX512-VNNI kernels.
+"""Q8_0, Q5_0 and Q6_K matrices interleaved 16 rows at a time, for the shim's AVX512-VNNI kernels.
 
 ggml's CPU dot products for these types go one row and one block at a time: decoding reads the
 weights at about half the speed the memory allows, and a prefill runs far below the integer
-rate. The x16 kernels (csrc/x16_kernels.cpp) multiply 16 rows per instruction. It matters most
-for a tied lm head, whose Q8_0 embedding table is most of a small model, and for the Q5_0
-projections of llama.cpp's Q4_K_M files.
+rate. The x16 kernels (csrc/x16_kernels.cpp, x16_q6k.cpp) multiply 16 rows per instruction. It
+matters most for a tied lm head, whose Q8_0 or Q6_K embedding table is most of a small model,
+and for the Q5_0 and Q6_K matrices of llama.cpp's Q4_K_M files.
 
 A packed weight keeps its type, shape and byte size (16 rows take the same bytes per block,
 reordered), so nothing else about it changes: `mul_mat` and `get_rows` on it build the shim's
@@ -23,7 +23,7 @@ from .ops import _ctx, _new
 from .tensor import Tensor
 
 ROWS = 16  # rows per interleaved group
-TYPES = (DType.Q8_0, DType.Q5_0)
+TYPES = (DType.Q8_0, DType.Q5_0, DType.Q6_K)
 
 
 def usable() -> bool:
@@ -32,7 +32,7 @@ def usable() -> bool:
 
 
 def packable(shape, dtype) -> bool:
-    """A weight the x16 kernels can hold: a Q8_0/Q5_0 matrix (ggml order [K, rows]) of whole groups."""
+    """A weight the x16 kernels can hold: a Q8_0/Q5_0/Q6_K matrix (ggml order [K, rows]) of whole groups."""
     dims = [int(n) for n in shape]
     while len(dims) > 2 and dims[-1] == 1:
         dims.pop()
@@ -57,7 +57,7 @@ def unpack(dtype: DType, data, n_in: int, n_rows: int) -> np.ndarray:
 
 
 class X16Tensor(Tensor):
-    """A Q8_0/Q5_0 weight [K, rows] whose data is in the x16 layout."""
+    """A Q8_0/Q5_0/Q6_K weight [K, rows] whose data is in the x16 layout."""
 
     __slots__ = ()
 
