@@ -39,11 +39,25 @@ Q6Place q6_place(int v, int64_t r) {
 
 }  // namespace
 
+// The loader packs whole files with this, so it writes whole bytes: value v = 128n + 32m + l
+// (see q6_place) has its low nibble in line 8m + l / 4 (nibble n) and its high bits in high line
+// 8(m % 2) + l / 4 (bits 4n + 2(m / 2)), byte 4r + l % 4 of each.
 void store_q6k_row(const uint8_t *gguf, int64_t r, uint8_t *p) {
-    for (int v = 0; v < 256; ++v) {
-        const Q6Place at = q6_place(v, r);
-        p[at.line] |= (uint8_t)(((gguf[at.ql] >> at.ql_shift) & 0x0F) << at.line_shift);
-        p[at.hline] |= (uint8_t)(((gguf[128 + at.qh] >> at.qh_shift) & 3) << at.hline_shift);
+    const uint8_t *ql = gguf, *qh = gguf + 128;
+    for (int m = 0; m < 4; ++m) {
+        const int shift = m >= 2 ? 4 : 0, off = 32 * (m & 1);
+        for (int l = 0; l < 32; ++l) {
+            const int low = (ql[l + off] >> shift) & 0x0F, high = (ql[64 + l + off] >> shift) & 0x0F;
+            p[64 * (8 * m + l / 4) + 4 * r + l % 4] = (uint8_t)(low | high << 4);
+        }
+    }
+    for (int m = 0; m < 2; ++m) {
+        for (int l = 0; l < 32; ++l) {
+            const int h0 = qh[l], h1 = qh[32 + l];  // halves n = 0, 1: bits 2m' of value 32m' + l
+            const int bits = ((h0 >> 2 * m) & 3) | ((h0 >> (2 * m + 4)) & 3) << 2 | ((h1 >> 2 * m) & 3) << 4 |
+                             ((h1 >> (2 * m + 4)) & 3) << 6;
+            p[kQ6HighBits + 64 * (8 * m + l / 4) + 4 * r + l % 4] = (uint8_t)bits;
+        }
     }
     for (int s = 0; s < 16; ++s) p[kQ6Scales + 16 * s + r] = gguf[192 + s];
     std::memcpy(p + kQ6Deltas + 2 * r, gguf + 208, 2);
@@ -160,7 +174,7 @@ int gs_pack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_ro
     if (!shape_ok(type, n_in, n_rows, "gs_pack_x16")) return GS_ERR_INVALID;
     const int64_t nb = n_in / values_per_block(type), in_block = gguf_block_bytes(type);
     const int64_t out_block = x16_block_bytes(type);
-    std::memset(dst, 0, (size_t)(n_rows * nb * in_block));
+    if (type != GGML_TYPE_Q6_K) std::memset(dst, 0, (size_t)(n_rows * nb * in_block));  // the others OR bits in
     for (int64_t row = 0; row < n_rows; ++row) {
         uint8_t *group = (uint8_t *)dst + (row / 16) * nb * out_block;
         for (int64_t b = 0; b < nb; ++b) {

@@ -28,8 +28,7 @@ void write_gguf_block(int type, const BlockValues &v, uint8_t *blk);
 // Row r's share of the x16 block at p (zeroed before the first row is stored).
 void store_x16_row(int type, const BlockValues &v, int64_t r, uint8_t *p);
 BlockValues load_x16_row(int type, const uint8_t *p, int64_t r);
-// Row r's share of a Q6_K superblock: from its GGUF block (x16 bytes zeroed before the first
-// row), and back.
+// Row r's share of a Q6_K superblock: from its GGUF block, and back.
 void store_q6k_row(const uint8_t *gguf, int64_t r, uint8_t *p);
 void load_q6k_row(const uint8_t *p, int64_t r, uint8_t *gguf);
 // Row r (K values) of a Q6_K group, dequantized by ggml's own dequantize_row_q6_K.
