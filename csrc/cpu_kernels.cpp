@@ -84,6 +84,22 @@ bool x16_args_ok(gs_context *c, gs_tensor *packed, gs_tensor *other, const char 
     return true;
 }
 
+#if GGSIGHT_HAVE_X16
+// The matmul node, after a node that quantizes the activations to Q8_K for a Q6_K weight: once,
+// by all threads (a custom op cannot wait for the others).
+ggml_tensor *x16_mul_mat_nodes(ggml_context *ctx, ggml_tensor *w, ggml_tensor *x) {
+    ggml_tensor *act = x;
+    if (w->type == GGML_TYPE_Q6_K) {
+        ggml_tensor *src[1] = {x};
+        act = ggml_custom_4d(ctx, GGML_TYPE_I8, w->ne[0] / 256 * kQ8KBlockBytes, x->ne[1], x->ne[2], x->ne[3], src, 1,
+                             gs_x16_quantize_q8k, GGML_N_TASKS_MAX, nullptr);
+    }
+    ggml_tensor *args[2] = {w, act};
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], x->ne[2], x->ne[3], args, 2, gs_x16_mul_mat,
+                          GGML_N_TASKS_MAX, nullptr);
+}
+#endif
+
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 bool rows_contiguous(const ggml_tensor *t) {
@@ -107,10 +123,7 @@ gs_tensor *gs_mul_mat_x16(gs_context *c, gs_tensor *packed, gs_tensor *x) {
         return nullptr;
     }
 #if GGSIGHT_HAVE_X16
-    ggml_tensor *args[2] = {w, xt};
-    GS_GUARDED_PTR(G(ggml_custom_4d(c->ctx, GGML_TYPE_F32, w->ne[1], xt->ne[1], xt->ne[2], xt->ne[3], args, 2,
-                                    gs_x16_mul_mat, GGML_N_TASKS_MAX, nullptr)),
-                   (gs_tensor *)nullptr);
+    GS_GUARDED_PTR(G(x16_mul_mat_nodes(c->ctx, w, xt)), (gs_tensor *)nullptr);
 #else
     return nullptr;
 #endif

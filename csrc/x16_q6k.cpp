@@ -27,7 +27,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 
 #include "x16_kernels.h"
 #include "x16_layout.h"
@@ -43,7 +42,7 @@ namespace {
 
 constexpr int64_t kRows = 16;
 constexpr int kTokenTile = 2;   // tokens per pass of the lane kernel (its accumulators fill the registers)
-constexpr int kWholeTile = 8;   // of the whole-sum kernel
+constexpr int kWholeTile = 16;  // of the whole-sum kernel
 constexpr int64_t kChunkBytes = 256 * 1024;  // activations kept in L2 while groups pass
 constexpr int64_t kTiledFrom = 8;  // tokens from which ggml takes its tiled matmul (ggml_tiled_min_batch)
 
@@ -170,7 +169,7 @@ void group_whole(const uint8_t *group, int64_t nb, const BlockQ8K *const *act, f
     for (int t = 0; t < T; ++t) _mm512_storeu_ps(out[t], acc[t]);
 }
 
-// One group times n tokens (n <= kWholeTile), in tiles of 8, 4, 2 and 1.
+// One group times n tokens (n <= kWholeTile), in tiles of 16, 8, 4, 2 and 1.
 void group_times(const uint8_t *gp, int64_t nb, int n, bool whole, bool stream, const BlockQ8K *const *act,
                  float *const *out) {
     for (int done = 0; done < n;) {
@@ -178,9 +177,10 @@ void group_times(const uint8_t *gp, int64_t nb, int n, bool whole, bool stream, 
         const BlockQ8K *const *a = act + done;
         float *const *o = out + done;
         if (whole) {
-            const int m = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-            m == 8 ? group_whole<8>(gp, nb, a, o) : m == 4 ? group_whole<4>(gp, nb, a, o)
-                   : m == 2 ? group_whole<2>(gp, nb, a, o) : group_whole<1>(gp, nb, a, o);
+            const int m = left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+            m == 16 ? group_whole<16>(gp, nb, a, o) : m == 8 ? group_whole<8>(gp, nb, a, o)
+                    : m == 4 ? group_whole<4>(gp, nb, a, o) : m == 2 ? group_whole<2>(gp, nb, a, o)
+                             : group_whole<1>(gp, nb, a, o);
             done += m;
         } else if (left >= 2) {
             stream ? group_lanes<2, true>(gp, nb, a, o) : group_lanes<2, false>(gp, nb, a, o);
@@ -194,15 +194,21 @@ void group_times(const uint8_t *gp, int64_t nb, int n, bool whole, bool stream, 
 
 }  // namespace
 
-void gs_x16_q6k_mul_mat(ggml_tensor *dst, int ith, int nth) {
-    const ggml_tensor *w = dst->src[0], *x = dst->src[1];
-    const int64_t K = x->ne[0], nb = K / 256, n_tokens = ggml_nrows(x), n_groups = w->ne[1] / kRows;
-    // every thread quantizes all tokens itself (no barrier inside a custom op)
-    thread_local std::vector<BlockQ8K> q;
-    q.assign((size_t)(n_tokens * nb), BlockQ8K{});  // bsums stay 0 where ggml leaves a zero block's unset
-    for (int64_t t = 0; t < n_tokens; ++t) {
-        quantize_row_q8_K_ref((const float *)((const char *)x->data + t * x->nb[1]), q.data() + t * nb, K);
+void gs_x16_quantize_q8k(ggml_tensor *dst, int ith, int nth, void *) {
+    const ggml_tensor *x = dst->src[0];
+    const int64_t nb = x->ne[0] / 256, b0 = nb * ith / nth, b1 = nb * (ith + 1) / nth;
+    if (b0 == b1) return;
+    for (int64_t t = 0; t < ggml_nrows(x); ++t) {  // each thread its share of every row, as ggml splits it
+        BlockQ8K *row = (BlockQ8K *)((char *)dst->data + t * dst->nb[1]) + b0;
+        std::memset((void *)row, 0, (size_t)(b1 - b0) * sizeof(BlockQ8K));  // ggml leaves a zero block's bsums unset
+        quantize_row_q8_K_ref((const float *)((const char *)x->data + t * x->nb[1]) + 256 * b0, row, 256 * (b1 - b0));
     }
+}
+
+void gs_x16_q6k_mul_mat(ggml_tensor *dst, int ith, int nth) {
+    const ggml_tensor *w = dst->src[0], *x = dst->src[1];  // x: the activations as gs_x16_quantize_q8k wrote them
+    const int64_t nb = w->ne[0] / 256, n_tokens = ggml_nrows(x), n_groups = w->ne[1] / kRows;
+    const BlockQ8K *q = (const BlockQ8K *)x->data;  // rows are contiguous: nb blocks each
     const int64_t g0 = n_groups * ith / nth, g1 = n_groups * (ith + 1) / nth;
     const uint8_t *wp = (const uint8_t *)w->data;
     const bool whole = takes_tiled(x->ne[1]);  // ggml's rule: the tokens of one matrix
@@ -218,7 +224,7 @@ void gs_x16_q6k_mul_mat(ggml_tensor *dst, int ith, int nth) {
                 const BlockQ8K *act[kWholeTile];
                 float *out[kWholeTile];
                 for (int t = 0; t < n; ++t) {
-                    act[t] = q.data() + (t0 + t) * nb;
+                    act[t] = q + (t0 + t) * nb;
                     out[t] = (float *)((char *)dst->data + (t0 + t) * dst->nb[1]);
                 }
                 for (int t = 0; t < n; ++t) out[t] += g * kRows;
