@@ -37,7 +37,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"cpu features: {' '.join(feats) or 'none reported'}")
     amx, x16 = info["ggsight_kernels"]["amx_bf16"], info["ggsight_kernels"]["x16_vnni"]
     print(f"ggsight kernels: AMX-BF16 tiles {'in use for bf16 vision towers' if amx else 'not available on this CPU/build'}")
-    print(f"                 x16 Q8_0/Q5_0 matmuls (AVX512-VNNI) "
+    print(f"                 x16 Q8_0/Q5_0/Q6_K matmuls (AVX512-VNNI) "
           f"{'in use for CPU weights (load(repack=False) turns them off)' if x16 else 'not available on this CPU/build'}")
     return 0
 

@@ -60,9 +60,9 @@ def load(path: str | os.PathLike | None = None, *, n_ctx: int = 4096, n_batch: i
     repack (default): matmul weights of the types ggml can interleave for this CPU are copied
     into its repacked layouts at load, as llama.cpp does (x86: Q4_K, Q4_0, IQ4_NL; ARM also Q8_0,
     Q6_K, where a tied lm head gets its own repacked copy of the embedding table, as llama.cpp
-    keeps). On CPUs with AVX512-VNNI, Q8_0 and Q5_0 matrices go to ggsight's x16 layout instead
-    (same bytes; ggml/x16.py), whose kernels give ggml's results bit for bit at about twice its
-    speed. So the greedy text is llama.cpp's. repack=False uses every weight in place from the
+    keeps). On CPUs with AVX512-VNNI, Q8_0, Q5_0 and Q6_K matrices go to ggsight's x16 layout
+    instead (same bytes; ggml/x16.py), whose kernels give ggml's results bit for bit, faster
+    (Q8_0/Q5_0 about twice). So the greedy text is llama.cpp's. repack=False uses every weight in place from the
     mapping with ggml's kernels.
 
     dump: a debug hook called with (name, numpy array) for every named tensor of each graph the

@@ -102,8 +102,8 @@ def load_weights(gguf: GGUFFile, device: Device | int | None = None, *, names: I
     """Create frozen contexts holding the file's tensors (or `names`) and give them data.
 
     On the CPU, matmul weights of types ggml can repack go to a repacking buffer (copied and
-    converted once, as llama.cpp does), Q8_0/Q5_0/Q6_K matrices to ggsight's x16 layout where the CPU
-    runs its kernels (module x16); everything else is used in place from the mmap. With
+    converted once, as llama.cpp does), Q8_0/Q5_0/Q6_K matrices to ggsight's x16 layout where
+    the CPU runs its kernels (module x16); everything else is used in place from the mmap. With
     `head_copy`, a tied lm head gets its own repacked copy of the embedding table when its type
     repacks (head_copy=False: the lm head runs elsewhere). With `tiles` (a vision projector's
     weights; text models keep ggml's kernels), bf16 matrices also get a copy in the layout of the
@@ -174,8 +174,8 @@ def _tied_head(gguf: GGUFFile, infos: list[TensorInfo], dev: Device, extra: int)
 
 
 def _load_interleaved(gguf: GGUFFile, dev: Device, infos: list[TensorInfo], chunk_bytes: int = 4 << 20) -> Weights:
-    """Q8_0/Q5_0/Q6_K matrices copied into the x16 layout, a few MiB at a time; the file pages each slice
-    came from are handed back, so the copy does not count twice in resident memory."""
+    """Q8_0/Q5_0/Q6_K matrices copied into the x16 layout, a few MiB at a time; the file pages
+    each slice came from are handed back, so the copy does not count twice in resident memory."""
     ctx = Context(len(infos) + 1, frozen=True)
     tensors = {i.name: x16.X16Tensor(ctx, ctx.new_tensor(i.shape, i.dtype, i.name).ptr) for i in infos}
     buffer = Buffer.for_context(ctx, dev.index)
