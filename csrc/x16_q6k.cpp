@@ -54,8 +54,10 @@ bool env_flag(const char *name, bool unset) {
 
 bool takes_tiled(int64_t n_tokens) {
     static const bool enabled = env_flag("GGML_CPU_TILED_MM", true);
-    const char *force = std::getenv("GGML_CPU_TILED_MM_FORCE");  // only "1" forces it, as in ggml
-    static const bool forced = force && std::atoi(force) == 1;
+    static const bool forced = [] {  // only "1" forces it, as in ggml
+        const char *v = std::getenv("GGML_CPU_TILED_MM_FORCE");
+        return v && std::atoi(v) == 1;
+    }();
     return enabled && (n_tokens >= kTiledFrom || forced);
 }
 
