@@ -91,8 +91,8 @@ ggml_tensor *x16_mul_mat_nodes(ggml_context *ctx, ggml_tensor *w, ggml_tensor *x
     ggml_tensor *act = x;
     if (w->type == GGML_TYPE_Q6_K) {
         ggml_tensor *src[1] = {x};
-        act = ggml_custom_4d(ctx, GGML_TYPE_I8, w->ne[0] / 256 * kQ8KBlockBytes, x->ne[1], x->ne[2], x->ne[3], src, 1,
-                             gs_x16_quantize_q8k, GGML_N_TASKS_MAX, nullptr);
+        act = ggml_custom_4d(ctx, GGML_TYPE_Q8_K, x->ne[0], x->ne[1], x->ne[2], x->ne[3], src, 1, gs_x16_quantize_q8k,
+                             GGML_N_TASKS_MAX, nullptr);
     }
     ggml_tensor *args[2] = {w, act};
     return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], x->ne[1], x->ne[2], x->ne[3], args, 2, gs_x16_mul_mat,

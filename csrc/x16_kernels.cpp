@@ -40,7 +40,7 @@
 
 namespace {
 
-constexpr int64_t kRows = 16;
+using gs_x16::kRows;
 constexpr int kTokenTile = 2;  // tokens multiplied per pass over a group (its bytes stay in L1)
 
 struct Activations {  // one token's activations quantized to Q8_0
@@ -170,16 +170,6 @@ void mul_mat(ggml_tensor *dst, int ith, int nth) {
     }
 }
 
-// Row r of a group, dequantized (Q8_0/Q5_0; K values).
-template <class Block>
-void dequantize_row(const uint8_t *group, int type, int64_t K, int64_t r, float *out) {
-    for (int64_t b = 0; b < K / 32; ++b) {
-        const gs_x16::BlockValues v = gs_x16::load_x16_row(type, group + b * Block::kBytes, r);
-        const float scale = _cvtsh_ss(v.scale);
-        for (int j = 0; j < 32; ++j) out[32 * b + j] = (float)((int)v.u[j] - (int)Block::kOffset) * scale;
-    }
-}
-
 }  // namespace
 
 void gs_x16_mul_mat(ggml_tensor *dst, int ith, int nth, void *) {
@@ -196,7 +186,7 @@ void gs_x16_mul_mat(ggml_tensor *dst, int ith, int nth, void *) {
 void gs_x16_get_rows(ggml_tensor *dst, int ith, int nth, void *) {
     const ggml_tensor *w = dst->src[0], *ids = dst->src[1];
     const int64_t K = w->ne[0], n_ids = ggml_nelements(ids);
-    const int64_t group_bytes = K / gs_x16::values_per_block(w->type) * gs_x16::x16_block_bytes(w->type);
+    const int64_t group_bytes = K / ggml_blck_size(w->type) * gs_x16::x16_block_bytes(w->type);
     for (int64_t i = ith; i < n_ids; i += nth) {
         const int64_t row = ((const int32_t *)ids->data)[i];
         float *out = (float *)((char *)dst->data + i * dst->nb[1]);
@@ -204,13 +194,6 @@ void gs_x16_get_rows(ggml_tensor *dst, int ith, int nth, void *) {
             std::memset(out, 0, (size_t)K * sizeof(float));
             continue;
         }
-        const uint8_t *group = (const uint8_t *)w->data + (row / kRows) * group_bytes;
-        if (w->type == GGML_TYPE_Q6_K) {
-            gs_x16::dequantize_q6k_row(group, K, row % kRows, out);
-        } else if (w->type == GGML_TYPE_Q5_0) {
-            dequantize_row<Q5Block>(group, w->type, K, row % kRows, out);
-        } else {
-            dequantize_row<Q8Block>(group, w->type, K, row % kRows, out);
-        }
+        gs_x16::dequantize_row(w->type, (const uint8_t *)w->data + (row / kRows) * group_bytes, K, row % kRows, out);
     }
 }

@@ -1,25 +1,22 @@
-// The x16 layout (see x16_kernels.cpp) to and from the GGUF's, a block at a time.
+// The x16 layout (see x16_kernels.cpp, x16_q6k.cpp) to and from the GGUF's, a block at a time.
 #include "x16_layout.h"
 
 #include <cstring>
 
 #include "internal.h"
 
-extern "C" void dequantize_row_q6_K(const void *x, float *y, int64_t k);  // ggml-base's, exported
-
 namespace gs_x16 {
 
-int64_t values_per_block(int type) { return type == GGML_TYPE_Q6_K ? 256 : 32; }
-
-int64_t gguf_block_bytes(int type) {
-    return type == GGML_TYPE_Q6_K ? kQ6GgufBytes : type == GGML_TYPE_Q5_0 ? 22 : 34;
-}
-
-int64_t x16_block_bytes(int type) {
-    return type == GGML_TYPE_Q6_K ? kQ6BlockBytes : type == GGML_TYPE_Q5_0 ? kQ5BlockBytes : kQ8BlockBytes;
-}
+int64_t x16_block_bytes(int type) { return kRows * (int64_t)ggml_type_size((ggml_type)type); }
 
 namespace {
+
+// One block of a row: its scale's fp16 bits and 32 unsigned values u (Q8_0: value + 128,
+// Q5_0: value + 16, as the GGUF stores it).
+struct BlockValues {
+    uint16_t scale;
+    uint8_t u[32];
+};
 
 // Where value v (0..255) of a Q6_K row sits. In the GGUF (ggml's dequantize_row_q6_K): half
 // n = v / 128, quarter m of the half, l = v % 32: low nibble of ql[64n + l + 32(m & 1)] (its
@@ -36,8 +33,6 @@ Q6Place q6_place(int v, int64_t r) {
     return {64 * n + l + 32 * (m & 1), m >= 2 ? 4 : 0, 32 * n + l, 2 * m,
             64 * (k % 32) + byte, k >= 32 ? 4 : 0, (int)kQ6HighBits + 64 * (k % 16) + byte, 2 * (k / 16)};
 }
-
-}  // namespace
 
 // The loader packs whole files with this, so it writes whole bytes: value v = 128n + 32m + l
 // (see q6_place) has its low nibble in line 8m + l / 4 (nibble n) and its high bits in high line
@@ -139,11 +134,31 @@ BlockValues load_x16_row(int type, const uint8_t *p, int64_t r) {
     return v;
 }
 
-void dequantize_q6k_row(const uint8_t *group, int64_t K, int64_t r, float *out) {
-    uint8_t block[kQ6GgufBytes];
-    for (int64_t b = 0; b < K / 256; ++b) {
-        load_q6k_row(group + b * kQ6BlockBytes, r, block);
-        dequantize_row_q6_K(block, out + 256 * b, 256);
+}  // namespace
+
+void store_block(int type, const uint8_t *gguf, int64_t r, uint8_t *p) {
+    if (type == GGML_TYPE_Q6_K) {
+        store_q6k_row(gguf, r, p);
+    } else {
+        store_x16_row(type, read_gguf_block(type, gguf), r, p);
+    }
+}
+
+void load_block(int type, const uint8_t *p, int64_t r, uint8_t *gguf) {
+    if (type == GGML_TYPE_Q6_K) {
+        load_q6k_row(p, r, gguf);
+    } else {
+        write_gguf_block(type, load_x16_row(type, p, r), gguf);
+    }
+}
+
+void dequantize_row(int type, const uint8_t *group, int64_t K, int64_t r, float *out) {
+    const ggml_to_float_t to_float = ggml_get_type_traits((ggml_type)type)->to_float;
+    const int64_t block = ggml_blck_size((ggml_type)type), step = x16_block_bytes(type);
+    uint8_t gguf[kQ6GgufBytes];  // the largest block of the three types
+    for (int64_t b = 0; b < K / block; ++b) {
+        load_block(type, group + b * step, r, gguf);
+        to_float(gguf, out + block * b, block);
     }
 }
 
@@ -153,7 +168,7 @@ bool shape_ok(int type, int64_t n_in, int64_t n_rows, const char *what) {
                 ggml_type_name((ggml_type)type));
         return false;
     }
-    const int64_t block = values_per_block(type);
+    const int64_t block = ggml_blck_size((ggml_type)type);
     if (n_in <= 0 || n_in % block != 0 || n_rows <= 0 || n_rows % 16 != 0) {
         gs_fail(GS_ERR_INVALID, "%s: the x16 layout of %s needs inputs a multiple of %lld and rows a multiple of "
                 "16, got %lld x %lld", what, ggml_type_name((ggml_type)type), (long long)block, (long long)n_in,
@@ -172,18 +187,13 @@ extern "C" {
 int gs_pack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_rows) {
     if (!src || !dst) return gs_fail(GS_ERR_INVALID, "gs_pack_x16: NULL argument");
     if (!shape_ok(type, n_in, n_rows, "gs_pack_x16")) return GS_ERR_INVALID;
-    const int64_t nb = n_in / values_per_block(type), in_block = gguf_block_bytes(type);
+    const int64_t nb = n_in / ggml_blck_size((ggml_type)type), in_block = ggml_type_size((ggml_type)type);
     const int64_t out_block = x16_block_bytes(type);
-    if (type != GGML_TYPE_Q6_K) std::memset(dst, 0, (size_t)(n_rows * nb * in_block));  // the others OR bits in
+    std::memset(dst, 0, (size_t)(n_rows * nb * in_block));  // Q5_0's high bits are ORed in
     for (int64_t row = 0; row < n_rows; ++row) {
-        uint8_t *group = (uint8_t *)dst + (row / 16) * nb * out_block;
+        uint8_t *group = (uint8_t *)dst + (row / kRows) * nb * out_block;
         for (int64_t b = 0; b < nb; ++b) {
-            const uint8_t *blk = (const uint8_t *)src + (row * nb + b) * in_block;
-            if (type == GGML_TYPE_Q6_K) {
-                store_q6k_row(blk, row % 16, group + b * out_block);
-            } else {
-                store_x16_row(type, read_gguf_block(type, blk), row % 16, group + b * out_block);
-            }
+            store_block(type, (const uint8_t *)src + (row * nb + b) * in_block, row % kRows, group + b * out_block);
         }
     }
     return GS_OK;
@@ -192,17 +202,12 @@ int gs_pack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_ro
 int gs_unpack_x16(int type, const void *src, void *dst, int64_t n_in, int64_t n_rows) {
     if (!src || !dst) return gs_fail(GS_ERR_INVALID, "gs_unpack_x16: NULL argument");
     if (!shape_ok(type, n_in, n_rows, "gs_unpack_x16")) return GS_ERR_INVALID;
-    const int64_t nb = n_in / values_per_block(type), in_block = x16_block_bytes(type);
-    const int64_t out_block = gguf_block_bytes(type);
+    const int64_t nb = n_in / ggml_blck_size((ggml_type)type), in_block = x16_block_bytes(type);
+    const int64_t out_block = ggml_type_size((ggml_type)type);
     for (int64_t row = 0; row < n_rows; ++row) {
-        const uint8_t *group = (const uint8_t *)src + (row / 16) * nb * in_block;
+        const uint8_t *group = (const uint8_t *)src + (row / kRows) * nb * in_block;
         for (int64_t b = 0; b < nb; ++b) {
-            uint8_t *blk = (uint8_t *)dst + (row * nb + b) * out_block;
-            if (type == GGML_TYPE_Q6_K) {
-                load_q6k_row(group + b * in_block, row % 16, blk);
-            } else {
-                write_gguf_block(type, load_x16_row(type, group + b * in_block, row % 16), blk);
-            }
+            load_block(type, group + b * in_block, row % kRows, (uint8_t *)dst + (row * nb + b) * out_block);
         }
     }
     return GS_OK;

@@ -1,5 +1,5 @@
-// Private to the shim: the x16 layout (described in x16_kernels.cpp), converted one 32-value
-// block at a time. Plain C++ for the baseline CPU: the loader and get_rows use it everywhere.
+// Private to the shim: the x16 layout (described in x16_kernels.cpp and x16_q6k.cpp), converted
+// one GGUF block at a time. Plain C++ for the baseline CPU: the loader and get_rows use it everywhere.
 #pragma once
 
 #include <cstdint>
@@ -13,26 +13,15 @@ constexpr int64_t kQ5BlockBytes = 352, kQ5HighBits = 256, kQ5Scales = 320;  // [
 constexpr int64_t kQ6BlockBytes = 3360, kQ6HighBits = 2048, kQ6Scales = 3072, kQ6Deltas = 3328;
 constexpr int64_t kQ6GgufBytes = 210;  // ggml's block_q6_K: ql[128], qh[64], int8 scales[16], fp16 d
 
-// One block of a row: its scale's fp16 bits and 32 unsigned values u (Q8_0: value + 128,
-// Q5_0: value + 16, as the GGUF stores it).
-struct BlockValues {
-    uint16_t scale;
-    uint8_t u[32];
-};
+constexpr int64_t kRows = 16;  // rows per interleaved group
 
-int64_t values_per_block(int type);  // 32, or 256 for Q6_K
-int64_t gguf_block_bytes(int type);
-int64_t x16_block_bytes(int type);  // one block of all 16 rows of a group
-BlockValues read_gguf_block(int type, const uint8_t *blk);
-void write_gguf_block(int type, const BlockValues &v, uint8_t *blk);
-// Row r's share of the x16 block at p (zeroed before the first row is stored).
-void store_x16_row(int type, const BlockValues &v, int64_t r, uint8_t *p);
-BlockValues load_x16_row(int type, const uint8_t *p, int64_t r);
-// Row r's share of a Q6_K superblock: from its GGUF block, and back.
-void store_q6k_row(const uint8_t *gguf, int64_t r, uint8_t *p);
-void load_q6k_row(const uint8_t *p, int64_t r, uint8_t *gguf);
-// Row r (K values) of a Q6_K group, dequantized by ggml's own dequantize_row_q6_K.
-void dequantize_q6k_row(const uint8_t *group, int64_t K, int64_t r, float *out);
+int64_t x16_block_bytes(int type);  // one block of all 16 rows of a group: 16 GGUF blocks' bytes
+// Row r's GGUF block (ggml_type_size bytes) into its share of the x16 block at p (zeroed before
+// the first row is stored), and back.
+void store_block(int type, const uint8_t *gguf, int64_t r, uint8_t *p);
+void load_block(int type, const uint8_t *p, int64_t r, uint8_t *gguf);
+// Row r (K values) of the group at `group`, dequantized by ggml's own to_float for the type.
+void dequantize_row(int type, const uint8_t *group, int64_t K, int64_t r, float *out);
 // Q8_0, Q5_0 or Q6_K, inputs a multiple of the block, rows of whole groups; otherwise sets the error.
 bool shape_ok(int type, int64_t n_in, int64_t n_rows, const char *what);
 

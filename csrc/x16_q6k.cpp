@@ -40,24 +40,21 @@ void quantize_row_q8_K_ref(const float *x, void *y, int64_t k);
 
 namespace {
 
-constexpr int64_t kRows = 16;
+using gs_x16::kRows;
 constexpr int kTokenTile = 2;   // tokens per pass of the lane kernel (its accumulators fill the registers)
 constexpr int kWholeTile = 16;  // of the whole-sum kernel
 constexpr int64_t kChunkBytes = 256 * 1024;  // activations kept in L2 while groups pass
 constexpr int64_t kTiledFrom = 8;  // tokens from which ggml takes its tiled matmul (ggml_tiled_min_batch)
 
-// ggml's switches for that path (ggml-cpu/tiled/tiled.cpp), read the same way
-bool env_flag(const char *name, bool unset) {
+int env_int(const char *name, int unset) {
     const char *v = std::getenv(name);
-    return v ? std::atoi(v) != 0 : unset;
+    return v ? std::atoi(v) : unset;
 }
 
+// ggml's switches for that path (ggml-cpu/tiled/tiled.cpp), read the same way
 bool takes_tiled(int64_t n_tokens) {
-    static const bool enabled = env_flag("GGML_CPU_TILED_MM", true);
-    static const bool forced = [] {  // only "1" forces it, as in ggml
-        const char *v = std::getenv("GGML_CPU_TILED_MM_FORCE");
-        return v && std::atoi(v) == 1;
-    }();
+    static const bool enabled = env_int("GGML_CPU_TILED_MM", 1) != 0;
+    static const bool forced = env_int("GGML_CPU_TILED_MM_FORCE", 0) == 1;
     return enabled && (n_tokens >= kTiledFrom || forced);
 }
 
@@ -227,9 +224,8 @@ void gs_x16_q6k_mul_mat(ggml_tensor *dst, int ith, int nth) {
                 float *out[kWholeTile];
                 for (int t = 0; t < n; ++t) {
                     act[t] = q + (t0 + t) * nb;
-                    out[t] = (float *)((char *)dst->data + (t0 + t) * dst->nb[1]);
+                    out[t] = (float *)((char *)dst->data + (t0 + t) * dst->nb[1]) + g * kRows;
                 }
-                for (int t = 0; t < n; ++t) out[t] += g * kRows;
                 group_times(wp + g * nb * gs_x16::kQ6BlockBytes, nb, n, whole, stream, act, out);
             }
         }

@@ -21,10 +21,10 @@ DEFAULT_TAG = "latest"
 # Ollama's rules per part: a letter, digit or underscore first, then those and '-', '_', '.'
 # (not in a namespace) and ':' (only a host's port); hosts up to 350 characters, the rest 80.
 _PART = {
-    "host": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}"),
-    "namespace": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}"),
-    "model": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"),
-    "tag": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"),
+    "host": (re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}"), "letters, digits, '_', '-', '.' and a :port; at most 350"),
+    "namespace": (re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}"), "letters, digits, '_' and '-'; at most 80"),
+    "model": (re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"), "letters, digits, '_', '-' and '.'; at most 80"),
+    "tag": (re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"), "letters, digits, '_', '-' and '.'; at most 80"),
 }
 _DIGEST = re.compile(r"sha256[:-]([0-9a-f]{64})")
 
@@ -53,10 +53,6 @@ class ModelName:
         """host, namespace, model, tag: the manifest's path under manifests/."""
         return self.host, self.namespace, self.model, self.tag
 
-    def same_as(self, other: "ModelName") -> bool:
-        """Names compare without case, as Ollama's do (a case-insensitive filesystem could not tell)."""
-        return str(self).lower() == str(other).lower()
-
 
 def parse_name(text: str) -> ModelName:
     """`[host/][namespace/]model[:tag]` -> ModelName with the defaults filled in; a name that
@@ -81,11 +77,10 @@ def parse_name(text: str) -> ModelName:
     for kind, value in (("host", host), ("namespace", namespace), ("model", model), ("tag", tag)):
         if not value:
             raise InvalidArgumentError(f"model name {text!r}: the {kind} is empty")
-        if not _PART[kind].fullmatch(value) or value in (".", ".."):
-            raise InvalidArgumentError(
-                f"model name {text!r}: {kind} {value!r} is not allowed (letters, digits, '_', '-'"
-                f"{'' if kind == 'namespace' else ', ' + repr('.')}{', and a :port' if kind == 'host' else ''}; "
-                f"starting with a letter, digit or '_'; at most {350 if kind == 'host' else 80} characters)")
+        pattern, allowed = _PART[kind]
+        if not pattern.fullmatch(value):  # a first character that is not '.' also rules out '.' and '..'
+            raise InvalidArgumentError(f"model name {text!r}: {kind} {value!r} is not allowed ({allowed} characters, "
+                                       "starting with a letter, digit or '_')")
     return ModelName(host, namespace, model, tag)
 
 
