@@ -5,14 +5,16 @@ SwiGLU MLP. Each family's text.py composes them in the order of its reference. S
 order."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from ..cache import FULL
 from ..ggml import Tensor, required
 from ..ggml.ops import ROPE_NEOX, ROPE_NORMAL
 from .binder import WeightBinder
-from .layers import attention, rms_norm
+from .layers import attention, output_rows, rms_norm, with_image_rows
 
-__all__ = ["Attention", "DecoderLayer", "ROPE_NEOX", "ROPE_NORMAL", "Rope", "SwiGLU", "decoder_hparams", "linear"]
+__all__ = ["Attention", "DecoderLayer", "DenseDecoder", "ROPE_NEOX", "ROPE_NORMAL", "Rope", "SwiGLU", "decoder_hparams", "linear"]
 
 
 def decoder_hparams(gguf, arch: str, *, rope_base: float = 10_000.0, norm_eps: float = 1e-5,
@@ -115,3 +117,71 @@ class DecoderLayer:
         self.attn = Attention(w, il, c.n_embd, c.n_head, c.n_head_kv, c.head_dim, qk_norm)
         self.ffn_norm = w(f"blk.{il}.ffn_norm.weight", (c.n_embd,))
         self.ffn = SwiGLU(w, il, c.n_embd, c.n_ff)
+
+
+class DenseDecoder:
+    """A Llama-layout text decoder as llama.cpp's files hold it: token_embd, n_layer pre-norm
+    blocks (RMSNorm, GQA attention with rope, residual; RMSNorm, MLP, residual), output_norm, and
+    the lm head (output.weight, or the tied embedding table). A family sets its config class and
+    rope, and overrides the hooks where its reference differs (layers, MLP, cache kinds, scales).
+    forward() follows the reference order and names the intermediates the dump hook sees."""
+
+    config_class = None          # the family's frozen config dataclass, with from_gguf(gguf)
+    rope_mode = ROPE_NORMAL
+    rope_freq_factors = False    # llama3 scaling: rope_freqs.weight, one divisor per rotated pair
+    qk_norm = False              # per-head RMSNorm of q and k before the rope (Qwen3)
+
+    def __init__(self, gguf, weights, config=None):
+        self.config = c = config or self.config_class.from_gguf(gguf)
+        self.binder = w = WeightBinder(weights)
+        self.tok_embd = w("token_embd.weight", (c.n_embd,))
+        factors = w.optional("rope_freqs.weight", (c.n_rot // 2,)) if self.rope_freq_factors else None
+        self.rope = Rope(c.n_rot, self.rope_mode, c.rope_base, c.rope_freq_scale, factors)
+        self.layers = self.make_layers(w, c)
+        self.output_norm = w("output_norm.weight", (c.n_embd,))
+        self.output = w.optional("output.weight", (c.n_embd,)) or self.tok_embd
+        self.n_vocab = self.output.ne[1]
+        self.flash_attn = True
+
+    def make_layers(self, w: WeightBinder, c) -> list:
+        return [DecoderLayer(w, il, c, self.qk_norm) for il in range(c.n_layer)]
+
+    def cache_kinds(self) -> list:
+        return [FULL] * self.config.n_layer
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        return self.tok_embd.get_rows(tokens).named("inp_embd")              # [n_embd, n_tokens]
+
+    def mlp(self, layer, x: Tensor, inp, il: int) -> Tensor:
+        return layer.ffn(x)
+
+    def attention_scale(self) -> float:
+        return 1.0 / math.sqrt(self.config.head_dim)
+
+    def residual_scale(self) -> float:
+        """Multiplies each block's output before its residual add."""
+        return 1.0
+
+    def logit_scale(self) -> float:
+        """Divides the logits."""
+        return 1.0
+
+    def forward(self, inp, cache, embeddings: Tensor | None = None) -> Tensor:
+        """Logits [n_vocab, n_outputs] for the batch's output rows."""
+        c = self.config
+        x = embeddings if embeddings is not None else self.embed(inp.tokens)
+        x = with_image_rows(x, inp)      # a vision model's image rows go into this decoder unscaled
+        scale, residual = self.attention_scale(), self.residual_scale()
+        for il, L in enumerate(self.layers):
+            cur = rms_norm(x, L.attn_norm, c.norm_eps).named(f"attn_norm-{il}")
+            cur = L.attn(cur, inp, cache, il, self.rope, scale, c.norm_eps, self.flash_attn)
+            x = _scaled(cur, residual).add(x).named(f"attn_residual-{il}")    # [n_embd, n_tokens]
+            cur = rms_norm(x, L.ffn_norm, c.norm_eps).named(f"ffn_norm-{il}")
+            x = _scaled(self.mlp(L, cur, inp, il), residual).add(x).named(f"l_out-{il}")
+        x = output_rows(x, inp, self.output_norm, c.norm_eps)
+        logits = self.output.mul_mat(x)                                         # [n_vocab, n_outputs]
+        return _scaled(logits, 1.0 / self.logit_scale()).named("result_output")
+
+
+def _scaled(x: Tensor, factor: float) -> Tensor:
+    return x if factor == 1.0 else x.scale(factor)
