@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "x16_kernels.h"
 #include "x16_layout.h"
@@ -42,8 +43,7 @@ namespace {
 
 using gs_x16::kRows;
 constexpr int kTokenTile = 2;   // tokens per pass of the lane kernel (its accumulators fill the registers)
-constexpr int kWholeTile = 16;  // of the whole-sum kernel
-constexpr int64_t kChunkBytes = 256 * 1024;  // activations kept in L2 while groups pass
+constexpr int64_t kChunkBytes = 640 * 1024;  // tokens' activations kept in L2 while a thread's groups pass
 constexpr int64_t kTiledFrom = 8;  // tokens from which ggml takes its tiled matmul (ggml_tiled_min_batch)
 
 int env_int(const char *name, int unset) {
@@ -135,59 +135,74 @@ void group_lanes(const uint8_t *group, int64_t nb, const BlockQ8K *const *act, f
     for (int t = 0; t < T; ++t) _mm512_storeu_ps(out[t], gs_x16::sum_lanes_as_ggml(acc[t]));
 }
 
-// From 8 tokens (the tiled matmul's sums): only a superblock's total counts, so a sub-block's
-// 4 quads chain in one register (from -32 * bsum), scaled once; T tokens share each unpacked quad.
-template <int T>
-void group_whole(const uint8_t *group, int64_t nb, const BlockQ8K *const *act, float *const *out) {
+// From 8 tokens (the tiled matmul's sums) only a superblock's total counts, so a sub-block's 4
+// quads chain in one register (from -32 * bsum) and are scaled once. A superblock is unpacked
+// once per chunk of tokens and stays in L1 while every tile of the chunk multiplies it; the
+// tokens' float sums wait in memory between superblocks, added in ggml's (superblock) order.
+struct Unpacked {
+    __m512i quad[64];    // quad k of the 16 rows (values 4k..4k+3), unsigned 6-bit
+    __m512i scale[16];   // sub-block s's int8 scales, sign-extended
+    __m512 d;            // the rows' fp16 scales
+};
+
+void unpack(const uint8_t *p, Unpacked &u) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), high2 = _mm512_set1_epi8(0x30);
-    __m512 acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t *p = group + b * gs_x16::kQ6BlockBytes;
-        __m512i total[T];
-        for (int t = 0; t < T; ++t) total[t] = _mm512_setzero_si512();
-#pragma GCC unroll 2
-        for (int s = 0; s < 16; ++s) {  // quads 4s..4s+3 = quads j + 16g of lines j = 4(s % 4)..+3, g = s / 4
-            const int g = s / 4, j0 = 4 * (s % 4);
-            const __m512i scale = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + gs_x16::kQ6Scales + 16 * s)));
-            __m512i u[4];
-            for (int jj = 0; jj < 4; ++jj) u[jj] = quad(p, j0 + jj, g, low4, high2);
-            for (int t = 0; t < T; ++t) {
-                const int32_t *y = (const int32_t *)act[t][b].qs + 4 * s;
-                __m512i raw = _mm512_set1_epi32(-32 * act[t][b].bsums[s]);
-                for (int jj = 0; jj < 4; ++jj) raw = _mm512_dpbusd_epi32(raw, u[jj], _mm512_set1_epi32(y[jj]));
-                total[t] = _mm512_add_epi32(total[t], _mm512_mullo_epi32(raw, scale));
-            }
-        }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + gs_x16::kQ6Deltas)));
-        for (int t = 0; t < T; ++t) {
-            const __m512 part = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(total[t]), dw), _mm512_set1_ps(act[t][b].d));
-            acc[t] = _mm512_add_ps(acc[t], part);
-        }
+    for (int s = 0; s < 16; ++s) {   // quads 4s..4s+3 = quads j + 16g of lines j = 4(s % 4)..+3, g = s / 4
+        for (int jj = 0; jj < 4; ++jj) u.quad[4 * s + jj] = quad(p, 4 * (s % 4) + jj, s / 4, low4, high2);
+        u.scale[s] = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + gs_x16::kQ6Scales + 16 * s)));
     }
-    for (int t = 0; t < T; ++t) _mm512_storeu_ps(out[t], acc[t]);
+    u.d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + gs_x16::kQ6Deltas)));
 }
 
-// One group times n tokens (n <= kWholeTile), in tiles of 16, 8, 4, 2 and 1.
-void group_times(const uint8_t *gp, int64_t nb, int n, bool whole, bool stream, const BlockQ8K *const *act,
-                 float *const *out) {
-    for (int done = 0; done < n;) {
-        const int left = n - done;
-        const BlockQ8K *const *a = act + done;
-        float *const *o = out + done;
-        if (whole) {
-            const int m = left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-            m == 16 ? group_whole<16>(gp, nb, a, o) : m == 8 ? group_whole<8>(gp, nb, a, o)
-                    : m == 4 ? group_whole<4>(gp, nb, a, o) : m == 2 ? group_whole<2>(gp, nb, a, o)
-                             : group_whole<1>(gp, nb, a, o);
-            done += m;
-        } else if (left >= 2) {
-            stream ? group_lanes<2, true>(gp, nb, a, o) : group_lanes<2, false>(gp, nb, a, o);
-            done += 2;
-        } else {
-            stream ? group_lanes<1, true>(gp, nb, a, o) : group_lanes<1, false>(gp, nb, a, o);
-            done += 1;
+// acc[t] (16 rows) += superblock b times token t, for n tokens. Token by token: the unpacked
+// quads come back from L1, and the sub-blocks of one token are straight-line code.
+void superblock_times(const Unpacked &u, int64_t b, const BlockQ8K *const *act, int64_t n, float *acc) {
+    for (int64_t t = 0; t < n; ++t) {
+        const BlockQ8K &y = act[t][b];
+        const int32_t *quads = (const int32_t *)y.qs;
+        __m512i total = _mm512_setzero_si512();
+#pragma GCC unroll 16
+        for (int s = 0; s < 16; ++s) {
+            __m512i raw = _mm512_set1_epi32(-32 * y.bsums[s]);
+            for (int jj = 0; jj < 4; ++jj) {
+                raw = _mm512_dpbusd_epi32(raw, u.quad[4 * s + jj], _mm512_set1_epi32(quads[4 * s + jj]));
+            }
+            total = _mm512_add_epi32(total, _mm512_mullo_epi32(raw, u.scale[s]));
         }
+        const __m512 part = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(total), u.d), _mm512_set1_ps(y.d));
+        _mm512_storeu_ps(acc + 16 * t, _mm512_add_ps(_mm512_loadu_ps(acc + 16 * t), part));
+    }
+}
+
+// Groups g0..g1 times tokens t0..t1 (a chunk whose activations stay in L2).
+void groups_whole(const uint8_t *w, int64_t nb, int64_t g0, int64_t g1, const BlockQ8K *q, int64_t t0, int64_t t1,
+                  ggml_tensor *dst) {
+    thread_local std::vector<float> acc;
+    thread_local std::vector<const BlockQ8K *> act;
+    const int64_t n = t1 - t0;
+    acc.resize((size_t)(16 * n));
+    act.resize((size_t)n);
+    for (int64_t t = 0; t < n; ++t) act[t] = q + (t0 + t) * nb;
+    Unpacked u;
+    for (int64_t g = g0; g < g1; ++g) {
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t b = 0; b < nb; ++b) {
+            unpack(w + (g * nb + b) * gs_x16::kQ6BlockBytes, u);
+            superblock_times(u, b, act.data(), n, acc.data());
+        }
+        for (int64_t t = 0; t < n; ++t) {
+            std::memcpy((char *)dst->data + (t0 + t) * dst->nb[1] + g * kRows * sizeof(float), acc.data() + 16 * t,
+                        16 * sizeof(float));
+        }
+    }
+}
+
+// Under 8 tokens: one group times n (1 or 2) tokens.
+void group_times(const uint8_t *gp, int64_t nb, int n, bool stream, const BlockQ8K *const *act, float *const *out) {
+    if (n == 2) {
+        stream ? group_lanes<2, true>(gp, nb, act, out) : group_lanes<2, false>(gp, nb, act, out);
+    } else {
+        stream ? group_lanes<1, true>(gp, nb, act, out) : group_lanes<1, false>(gp, nb, act, out);
     }
 }
 
@@ -210,24 +225,22 @@ void gs_x16_q6k_mul_mat(ggml_tensor *dst, int ith, int nth) {
     const BlockQ8K *q = (const BlockQ8K *)x->data;  // rows are contiguous: nb blocks each
     const int64_t g0 = n_groups * ith / nth, g1 = n_groups * (ith + 1) / nth;
     const uint8_t *wp = (const uint8_t *)w->data;
-    const bool whole = takes_tiled(x->ne[1]);  // ggml's rule: the tokens of one matrix
-    const int tile = whole ? kWholeTile : kTokenTile;
-    const bool stream = n_tokens <= tile;      // one pass over the weights: prefetch them
-    // a chunk of tokens' activations stays in L2 while the thread's groups pass over it
-    const int64_t chunk = std::max<int64_t>(tile, kChunkBytes / (nb * (int64_t)sizeof(BlockQ8K)) / tile * tile);
-    for (int64_t c0 = 0; c0 < n_tokens; c0 += chunk) {
-        const int64_t c1 = std::min(n_tokens, c0 + chunk);
-        for (int64_t g = g0; g < g1; ++g) {
-            for (int64_t t0 = c0; t0 < c1; t0 += tile) {
-                const int n = (int)std::min<int64_t>(tile, c1 - t0);
-                const BlockQ8K *act[kWholeTile];
-                float *out[kWholeTile];
-                for (int t = 0; t < n; ++t) {
-                    act[t] = q + (t0 + t) * nb;
-                    out[t] = (float *)((char *)dst->data + (t0 + t) * dst->nb[1]) + g * kRows;
-                }
-                group_times(wp + g * nb * gs_x16::kQ6BlockBytes, nb, n, whole, stream, act, out);
+    if (takes_tiled(x->ne[1])) {  // ggml's rule: the tokens of one matrix
+        const int64_t chunk = std::max<int64_t>(16, kChunkBytes / (nb * (int64_t)sizeof(BlockQ8K)));
+        for (int64_t c0 = 0; c0 < n_tokens; c0 += chunk) groups_whole(wp, nb, g0, g1, q, c0, std::min(n_tokens, c0 + chunk), dst);
+        return;
+    }
+    const bool stream = n_tokens <= kTokenTile;  // one pass over the weights: prefetch them
+    for (int64_t g = g0; g < g1; ++g) {
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+            const int n = (int)std::min<int64_t>(kTokenTile, n_tokens - t0);
+            const BlockQ8K *act[kTokenTile];
+            float *out[kTokenTile];
+            for (int t = 0; t < n; ++t) {
+                act[t] = q + (t0 + t) * nb;
+                out[t] = (float *)((char *)dst->data + (t0 + t) * dst->nb[1]) + g * kRows;
             }
+            group_times(wp + g * nb * gs_x16::kQ6BlockBytes, nb, n, stream, act, out);
         }
     }
 }
