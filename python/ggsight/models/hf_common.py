@@ -116,7 +116,8 @@ def require_all(want, found, where: str) -> None:
 
 
 def write_decoder_shape(w, hp) -> None:
-    """The llama.cpp keys every decoder GGUF has, from hparams with these attribute names."""
+    """The llama.cpp keys every decoder GGUF has, from hparams with these attribute names, and
+    linear rope scaling where the family's hparams carry a rope_linear_factor other than 1."""
     w.add_context_length(hp.n_ctx)
     w.add_embedding_length(hp.n_embd)
     w.add_block_count(hp.n_layer)
@@ -125,6 +126,10 @@ def write_decoder_shape(w, hp) -> None:
     w.add_head_count_kv(hp.n_head_kv)
     w.add_layer_norm_rms_eps(hp.norm_eps)
     w.add_rope_freq_base(hp.rope_base)
+    if getattr(hp, "rope_linear_factor", 1.0) != 1.0:
+        import gguf
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(hp.rope_linear_factor)
 
 
 # llama.cpp's defaults for llama3 rope scaling (LlamaModel.generate_extra_tensors)

@@ -140,13 +140,9 @@ def _swa_pattern(hp: dict, n_layer: int, where: str) -> int:
 
 
 def write_metadata(w, hp: Gemma3Hparams) -> None:
-    import gguf
     write_decoder_shape(w, hp)
     w.add_key_length(hp.head_dim)
     w.add_value_length(hp.head_dim)
-    if hp.rope_linear_factor != 1.0:
-        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        w.add_rope_scaling_factor(hp.rope_linear_factor)
     w.add_sliding_window(hp.sliding_window)
     if hp.final_logit_softcap:
         w.add_final_logit_softcapping(float(hp.final_logit_softcap))

@@ -69,13 +69,9 @@ Hparams = GraniteHparams   # the name store/convert.py looks up in every text mo
 
 
 def write_metadata(w, hp: GraniteHparams) -> None:
-    import gguf
     write_decoder_shape(w, hp)
     w.add_vocab_size(hp.n_vocab)
     w.add_rope_dimension_count(hp.head_dim)
-    if hp.rope_linear_factor != 1.0:
-        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        w.add_rope_scaling_factor(hp.rope_linear_factor)
     w.add_attention_scale(hp.attention_scale)
     w.add_embedding_scale(hp.embedding_scale)
     w.add_residual_scale(hp.residual_scale)

@@ -92,15 +92,11 @@ Hparams = LlamaHparams   # the name store/convert.py looks up in every text modu
 
 
 def write_metadata(w, hp: LlamaHparams) -> None:
-    import gguf
     write_decoder_shape(w, hp)
     w.add_vocab_size(hp.n_vocab)
     w.add_rope_dimension_count(hp.head_dim)
     w.add_key_length(hp.head_dim)
     w.add_value_length(hp.head_dim)
-    if hp.rope_linear_factor != 1.0:
-        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        w.add_rope_scaling_factor(hp.rope_linear_factor)
     if hp.sliding_window:
         w.add_sliding_window(hp.sliding_window)
 

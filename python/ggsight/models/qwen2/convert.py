@@ -59,11 +59,7 @@ Hparams = Qwen2Hparams   # the name store/convert.py looks up in every text modu
 
 
 def write_metadata(w, hp) -> None:
-    import gguf
     write_decoder_shape(w, hp)
-    if hp.rope_linear_factor != 1.0:
-        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        w.add_rope_scaling_factor(hp.rope_linear_factor)
 
 
 def gguf_name(hf_name: str, hp: Qwen2Hparams) -> str | None:

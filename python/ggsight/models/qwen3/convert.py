@@ -62,13 +62,9 @@ Hparams = Qwen3Hparams   # the name store/convert.py looks up in every text modu
 
 
 def write_metadata(w, hp) -> None:
-    import gguf
     write_decoder_shape(w, hp)
     w.add_key_length(hp.head_dim)
     w.add_value_length(hp.head_dim)
-    if hp.rope_linear_factor != 1.0:
-        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        w.add_rope_scaling_factor(hp.rope_linear_factor)
 
 
 def gguf_name(hf_name: str, hp: Qwen3Hparams) -> str | None:
