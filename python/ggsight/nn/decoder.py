@@ -9,12 +9,13 @@ import math
 from dataclasses import dataclass
 
 from ..cache import FULL
+from ..errors import UnsupportedError
 from ..ggml import Tensor, required
 from ..ggml.ops import ROPE_NEOX, ROPE_NORMAL
 from .binder import WeightBinder
 from .layers import attention, output_rows, rms_norm, with_image_rows
 
-__all__ = ["Attention", "DecoderLayer", "DenseDecoder", "ROPE_NEOX", "ROPE_NORMAL", "Rope", "SwiGLU", "decoder_hparams", "linear"]
+__all__ = ["Attention", "DecoderConfig", "DecoderLayer", "DenseDecoder", "ROPE_NEOX", "ROPE_NORMAL", "Rope", "SwiGLU", "decoder_hparams", "linear", "rope_freq_scale"]
 
 
 def decoder_hparams(gguf, arch: str, *, rope_base: float = 10_000.0, norm_eps: float = 1e-5,
@@ -32,6 +33,43 @@ def decoder_hparams(gguf, arch: str, *, rope_base: float = 10_000.0, norm_eps: f
         n_rot=int(key("rope.dimension_count", head_dim)), n_ctx_train=int(key("context_length", n_ctx)),
         norm_eps=float(key("attention.layer_norm_rms_epsilon", norm_eps)),
         rope_base=float(key("rope.freq_base", rope_base)))
+
+
+def rope_freq_scale(gguf, arch: str) -> float:
+    """1 / the linear rope scaling factor (1 when the file asks for none). llama3 scaling needs
+    no key: its divisors are the rope_freqs.weight tensor. YaRN and LongRoPE are refused rather
+    than run as plain rope."""
+    kind = gguf.get(f"{arch}.rope.scaling.type", "none")
+    factor = float(gguf.get(f"{arch}.rope.scaling.factor", 0.0) or 0.0)
+    if kind in ("none", "") or (kind == "linear" and factor in (0.0, 1.0)):
+        return 1.0
+    if kind == "linear":
+        return 1.0 / factor
+    raise UnsupportedError(f"{gguf.path}: rope scaling {kind!r} is not supported (linear or llama3 are)")
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """The hyperparameters every Llama-layout decoder has; a family's frozen config adds its own
+    fields after these and builds itself with read()."""
+    n_layer: int
+    n_embd: int
+    n_ff: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int              # attention.key_length, else n_embd / n_head
+    n_rot: int
+    n_ctx_train: int
+    norm_eps: float
+    rope_base: float
+    rope_freq_scale: float     # 1 / linear scaling factor
+
+    @classmethod
+    def read(cls, gguf, arch: str, *, rope_base: float, norm_eps: float, n_ctx: int = 4096, **own):
+        """decoder_hparams under `arch.` with the family's defaults, the rope scaling, and the
+        family's own fields (`own`)."""
+        shape = decoder_hparams(gguf, arch, rope_base=rope_base, norm_eps=norm_eps, n_ctx=n_ctx)
+        return cls(**shape, rope_freq_scale=rope_freq_scale(gguf, arch), **own)
 
 
 def linear(weight: Tensor, bias: Tensor | None, x: Tensor) -> Tensor:

@@ -4,8 +4,7 @@ which models/llama reads)."""
 from __future__ import annotations
 
 from ...errors import UnsupportedError
-from ...nn import decoder_hparams
-from ..llama.config import LlamaConfig, rope_freq_scale
+from ..llama.config import LlamaConfig
 
 ARCH = "mistral3"
 
@@ -15,5 +14,4 @@ def mistral3_config(gguf) -> LlamaConfig:
     YaRN) are refused rather than run as plain Mistral."""
     if float(gguf.get(f"{ARCH}.attention.temperature_scale", 0.0) or 0.0) != 0.0:
         raise UnsupportedError(f"{gguf.path}: attention temperature scaling (Ministral 3) is not supported")
-    return LlamaConfig(**decoder_hparams(gguf, ARCH, rope_base=1_000_000_000.0, norm_eps=1e-5),
-                       rope_freq_scale=rope_freq_scale(gguf, ARCH), sliding_window=0)
+    return LlamaConfig.read(gguf, ARCH, rope_base=1_000_000_000.0, norm_eps=1e-5, sliding_window=0)
