@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from ggsight.models.hf_common import ConvertError, llama3_rope_factors
+from ggsight.models.hf_common import ConvertError
+from ggsight.models.hf_decoder import llama3_rope_factors
 from ggsight.models.llama4.convert import Llama4Hparams
 from ggsight.models.llama4.convert_mmproj import VisionHparams
 

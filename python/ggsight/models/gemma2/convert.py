@@ -11,7 +11,8 @@ from typing import Any
 # Gemma 3's value changes (norms stored as 1 + w, the embedding cut to the vocabulary) and
 # vocabulary format are Gemma 2's; store/convert.py calls both
 from ..gemma3.convert import fix_tensor, write_tokenizer  # noqa: F401
-from ..hf_common import ConvertError, architecture, rope, write_decoder_shape
+from ..hf_common import ConvertError, architecture
+from ..hf_decoder import DecoderShape, decoder_shape, rope, write_decoder_shape
 
 ARCH = "gemma2"
 ARCHITECTURES = ("Gemma2ForCausalLM",)
@@ -41,23 +42,12 @@ _LAYER_RE = re.compile(r"model\.layers\.(\d+)\.(.+)\.weight$")
 
 
 @dataclass(frozen=True)
-class Gemma2Hparams:
-    n_vocab: int
-    n_embd: int
-    n_ff: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    head_dim: int
-    n_ctx: int
-    norm_eps: float
-    rope_base: float
+class Gemma2Hparams(DecoderShape):
     sliding_window: int
     swa_pattern: int            # layer il global iff il % swa_pattern == swa_pattern - 1
     query_pre_attn_scalar: float
     attn_softcap: float | None
     final_logit_softcap: float | None
-    tied: bool
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str) -> "Gemma2Hparams":
@@ -74,15 +64,11 @@ class Gemma2Hparams:
             raise ConvertError(f"{where}: sliding_window null (no window on any layer) is not supported")
         n_layer = int(hp["num_hidden_layers"])
         return cls(
-            n_vocab=int(hp["vocab_size"]), n_embd=int(hp["hidden_size"]), n_ff=int(hp["intermediate_size"]),
-            n_layer=n_layer, n_head=int(hp["num_attention_heads"]),
-            n_head_kv=int(hp["num_key_value_heads"] or hp["num_attention_heads"]),
-            head_dim=int(hp["head_dim"]), n_ctx=int(hp["max_position_embeddings"]),
-            norm_eps=float(hp["rms_norm_eps"]), rope_base=rope(hp, int(hp["head_dim"]), where, kinds=("default",))[0],
+            **decoder_shape(hp, head_dim=int(hp["head_dim"]), tied=bool(config.get("tie_word_embeddings", True)),
+                            rope_base=rope(hp, int(hp["head_dim"]), where, kinds=("default",))[0]),
             sliding_window=int(hp["sliding_window"]), swa_pattern=_swa_pattern(hp, n_layer, where),
             query_pre_attn_scalar=float(hp["query_pre_attn_scalar"]),
-            attn_softcap=hp["attn_logit_softcapping"], final_logit_softcap=hp["final_logit_softcapping"],
-            tied=bool(config.get("tie_word_embeddings", True)))
+            attn_softcap=hp["attn_logit_softcapping"], final_logit_softcap=hp["final_logit_softcapping"])
 
 
 Hparams = Gemma2Hparams   # the name store/convert.py looks up in every text module

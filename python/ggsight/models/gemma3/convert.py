@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from ..hf_common import (ConvertError, architecture, spm_vocab_from_model, spm_vocab_from_tokenizer_json,
-                        write_decoder_shape, write_spm_tokenizer)
+                         write_spm_tokenizer)
+from ..hf_decoder import DecoderShape, decoder_shape, write_decoder_shape
 
 ARCH = "gemma3"
 ARCHITECTURES = ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
@@ -50,24 +51,13 @@ _LAYER_RE = re.compile(r"layers\.(\d+)\.(.+)\.weight$")
 
 
 @dataclass(frozen=True)
-class Gemma3Hparams:
-    n_vocab: int
-    n_embd: int
-    n_ff: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    head_dim: int
-    n_ctx: int
-    norm_eps: float
-    rope_base: float            # global layers
+class Gemma3Hparams(DecoderShape):
     rope_base_swa: float        # sliding-window layers
     rope_linear_factor: float   # 1.0 = no scaling (global layers only)
     sliding_window: int
     swa_pattern: int            # every swa_pattern-th layer is global
     query_pre_attn_scalar: float
     final_logit_softcap: float | None
-    tied: bool
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str) -> "Gemma3Hparams":
@@ -82,17 +72,13 @@ class Gemma3Hparams:
         base, base_swa, factor = _rope(hp, where)
         tied = config.get("tie_word_embeddings", text.get("tie_word_embeddings", True))
         return cls(
-            n_vocab=int(hp["vocab_size"]), n_embd=int(hp["hidden_size"]), n_ff=int(hp["intermediate_size"]),
-            n_layer=n_layer, n_head=int(hp["num_attention_heads"]), n_head_kv=int(hp["num_key_value_heads"]),
-            head_dim=int(hp["head_dim"]), n_ctx=int(hp["max_position_embeddings"]),
-            norm_eps=float(hp["rms_norm_eps"]), rope_base=base, rope_base_swa=base_swa,
+            **decoder_shape(hp, head_dim=int(hp["head_dim"]), rope_base=base, tied=bool(tied)), rope_base_swa=base_swa,
             rope_linear_factor=factor, sliding_window=int(hp["sliding_window"]),
             swa_pattern=_swa_pattern(hp, n_layer, where),
             query_pre_attn_scalar=float(hp["query_pre_attn_scalar"]),
             # transformers applies the softcap in Gemma3ForCausalLM only; its ConditionalGeneration
             # head ignores the text config's value (released checkpoints set none either way)
-            final_logit_softcap=hp.get("final_logit_softcapping") if arch == "Gemma3ForCausalLM" else None,
-            tied=bool(tied))
+            final_logit_softcap=hp.get("final_logit_softcapping") if arch == "Gemma3ForCausalLM" else None)
 
 
 Hparams = Gemma3Hparams   # the name store/convert.py looks up in every text module

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..hf_common import ConvertError, architecture, rope, text_config, write_bpe_tokenizer, write_decoder_shape
+from ..hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer
+from ..hf_decoder import DecoderShape, decoder_shape, rope, write_decoder_shape
 from ..llama import convert as llama
 
 ARCH = "granite"
@@ -22,17 +23,7 @@ _DEFAULTS = dict(vocab_size=32_000, hidden_size=4096, intermediate_size=11_008, 
 
 
 @dataclass(frozen=True)
-class GraniteHparams:
-    n_vocab: int
-    n_embd: int
-    n_ff: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    head_dim: int
-    n_ctx: int
-    norm_eps: float
-    rope_base: float
+class GraniteHparams(DecoderShape):
     rope_linear_factor: float
     rope_factors: tuple[float, ...] | None
     embedding_scale: float
@@ -41,7 +32,6 @@ class GraniteHparams:
     logit_scale: float
     attention_bias: bool
     mlp_bias: bool
-    tied: bool
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str) -> "GraniteHparams":
@@ -53,15 +43,10 @@ class GraniteHparams:
         head_dim = n_embd // n_head   # GraniteAttention has no head_dim (llama.cpp ignores one too)
         base, linear, factors = rope(hp, head_dim, where)
         out = cls(
-            n_vocab=int(hp["vocab_size"]), n_embd=n_embd, n_ff=int(hp["intermediate_size"]),
-            n_layer=int(hp["num_hidden_layers"]), n_head=n_head,
-            n_head_kv=int(hp.get("num_key_value_heads") or n_head), head_dim=head_dim,
-            n_ctx=int(hp["max_position_embeddings"]), norm_eps=float(hp["rms_norm_eps"]), rope_base=base,
-            rope_linear_factor=linear, rope_factors=factors,
+            **decoder_shape(hp, head_dim=head_dim, rope_base=base), rope_linear_factor=linear, rope_factors=factors,
             embedding_scale=float(hp["embedding_multiplier"]), residual_scale=float(hp["residual_multiplier"]),
             attention_scale=float(hp["attention_multiplier"]), logit_scale=float(hp["logits_scaling"]),
-            attention_bias=bool(hp["attention_bias"]), mlp_bias=bool(hp["mlp_bias"]),
-            tied=bool(hp["tie_word_embeddings"]))
+            attention_bias=bool(hp["attention_bias"]), mlp_bias=bool(hp["mlp_bias"]))
         return out
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import (ConvertError, architecture, read_json, rope, spm_vocab_from_model,
-                        spm_vocab_from_tokenizer_json, text_config, write_bpe_tokenizer, write_decoder_shape,
-                        write_spm_tokenizer)
+from ..hf_common import (ConvertError, architecture, read_json, spm_vocab_from_model,
+                         spm_vocab_from_tokenizer_json, text_config, write_bpe_tokenizer, write_spm_tokenizer)
+from ..hf_decoder import DecoderShape, decoder_shape, rope, write_decoder_shape
 
 ARCH = "llama"
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
@@ -50,23 +50,12 @@ _ATTN_BIASED, _MLP_BIASED = ("attn_q", "attn_k", "attn_v", "attn_output"), ("ffn
 _LAYER_RE = re.compile(r"model\.layers\.(\d+)\.(.+)\.(weight|bias)$")
 
 @dataclass(frozen=True)
-class LlamaHparams:
-    n_vocab: int
-    n_embd: int
-    n_ff: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    head_dim: int
-    n_ctx: int
-    norm_eps: float
-    rope_base: float
+class LlamaHparams(DecoderShape):
     rope_linear_factor: float                 # 1.0 = none
     rope_factors: tuple[float, ...] | None    # llama3 scaling: theta divisors, head_dim / 2
     sliding_window: int                       # 0 = none
     attention_bias: bool
     mlp_bias: bool
-    tied: bool
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str) -> "LlamaHparams":
@@ -78,13 +67,9 @@ class LlamaHparams:
         head_dim = int(hp.get("head_dim") or n_embd // n_head)
         base, linear, factors = rope(hp, head_dim, where)
         out = cls(
-            n_vocab=int(hp["vocab_size"]), n_embd=n_embd, n_ff=int(hp["intermediate_size"]),
-            n_layer=int(hp["num_hidden_layers"]), n_head=n_head,
-            n_head_kv=int(hp.get("num_key_value_heads") or n_head), head_dim=head_dim,
-            n_ctx=int(hp["max_position_embeddings"]), norm_eps=float(hp["rms_norm_eps"]), rope_base=base,
+            **decoder_shape(hp, head_dim=head_dim, rope_base=base),
             rope_linear_factor=linear, rope_factors=factors, sliding_window=int(hp.get("sliding_window") or 0),
-            attention_bias=bool(hp.get("attention_bias")), mlp_bias=bool(hp.get("mlp_bias")),
-            tied=bool(hp["tie_word_embeddings"]))
+            attention_bias=bool(hp.get("attention_bias")), mlp_bias=bool(hp.get("mlp_bias")))
         return out
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, architecture, rope, text_config, write_bpe_tokenizer, write_decoder_shape
+from ..hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer
+from ..hf_decoder import rope, write_decoder_shape
 
 ARCH = "llama4"
 ARCHITECTURES = ("Llama4ForConditionalGeneration",)

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer, write_decoder_shape
+from ..hf_common import ConvertError, architecture, text_config, write_bpe_tokenizer
+from ..hf_decoder import write_decoder_shape
 from ..llama.convert import LAYER_NAMES, decoder_name, decoder_names
 
 ARCH = "qwen2vl"

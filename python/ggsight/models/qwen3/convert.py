@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, architecture, rope, text_config, write_decoder_shape
+from ..hf_common import ConvertError, architecture, text_config
+from ..hf_decoder import DecoderShape, decoder_shape, rope, write_decoder_shape
 from ..llama.convert import LAYER_NAMES, decoder_name, decoder_names
 # Qwen2's byte-level BPE vocabulary (pre "qwen2": Qwen3 keeps its regex); store/convert.py calls it
 from ..qwen2.convert import write_tokenizer  # noqa: F401
@@ -25,20 +26,9 @@ _BIASED = ("attn_q", "attn_k", "attn_v", "attn_output")   # only with attention_
 
 
 @dataclass(frozen=True)
-class Qwen3Hparams:
-    n_vocab: int
-    n_embd: int
-    n_ff: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    head_dim: int
-    n_ctx: int
-    norm_eps: float
-    rope_base: float
+class Qwen3Hparams(DecoderShape):
     rope_linear_factor: float   # 1.0 = none
     attention_bias: bool
-    tied: bool
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str) -> "Qwen3Hparams":
@@ -49,13 +39,8 @@ class Qwen3Hparams:
         n_embd, n_head = int(hp["hidden_size"]), int(hp["num_attention_heads"])
         head_dim = int(hp["head_dim"] or n_embd // n_head)
         base, linear, _ = rope(hp, head_dim, where, kinds=("default", "linear"))
-        return cls(
-            n_vocab=int(hp["vocab_size"]), n_embd=n_embd, n_ff=int(hp["intermediate_size"]),
-            n_layer=int(hp["num_hidden_layers"]), n_head=n_head,
-            n_head_kv=int(hp.get("num_key_value_heads") or n_head), head_dim=head_dim,
-            n_ctx=int(hp["max_position_embeddings"]), norm_eps=float(hp["rms_norm_eps"]), rope_base=base,
-            rope_linear_factor=linear, attention_bias=bool(hp["attention_bias"]),
-            tied=bool(hp["tie_word_embeddings"]))
+        return cls(**decoder_shape(hp, head_dim=head_dim, rope_base=base), rope_linear_factor=linear,
+                   attention_bias=bool(hp["attention_bias"]))
 
 
 Hparams = Qwen3Hparams   # the name store/convert.py looks up in every text module

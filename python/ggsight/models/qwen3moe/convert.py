@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..hf_common import ConvertError, architecture, rope, write_decoder_shape
+from ..hf_common import ConvertError, architecture
+from ..hf_decoder import DecoderShape, decoder_shape, rope, write_decoder_shape
 # Qwen2's byte-level BPE vocabulary (pre "qwen2", what llama.cpp writes for Qwen3's); store/convert.py calls it
 from ..qwen2.convert import write_tokenizer  # noqa: F401
 
@@ -39,22 +40,11 @@ _EXPERT_RE = re.compile(r"model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.(gate_proj|
 
 
 @dataclass(frozen=True)
-class Qwen3MoeHparams:
-    n_vocab: int
-    n_embd: int
-    n_ff: int
+class Qwen3MoeHparams(DecoderShape):
     n_ff_exp: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    head_dim: int
-    n_ctx: int
-    norm_eps: float
-    rope_base: float
     n_expert: int
     n_expert_used: int
     norm_topk: bool
-    tied: bool
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str) -> "Qwen3MoeHparams":
@@ -71,14 +61,9 @@ class Qwen3MoeHparams:
         n_head = int(hp["num_attention_heads"])
         head_dim = int(hp["head_dim"] or int(hp["hidden_size"]) // n_head)
         return cls(
-            n_vocab=int(hp["vocab_size"]), n_embd=int(hp["hidden_size"]), n_ff=int(hp["intermediate_size"]),
-            n_ff_exp=int(hp["moe_intermediate_size"]), n_layer=int(hp["num_hidden_layers"]), n_head=n_head,
-            n_head_kv=int(hp["num_key_value_heads"] or n_head),
-            head_dim=head_dim,
-            n_ctx=int(hp["max_position_embeddings"]), norm_eps=float(hp["rms_norm_eps"]),
-            rope_base=rope(hp, head_dim, where, kinds=("default",))[0], n_expert=int(hp["num_experts"]),
-            n_expert_used=int(hp["num_experts_per_tok"]), norm_topk=bool(hp["norm_topk_prob"]),
-            tied=bool(hp["tie_word_embeddings"]))
+            **decoder_shape(hp, head_dim=head_dim, rope_base=rope(hp, head_dim, where, kinds=("default",))[0]),
+            n_ff_exp=int(hp["moe_intermediate_size"]), n_expert=int(hp["num_experts"]),
+            n_expert_used=int(hp["num_experts_per_tok"]), norm_topk=bool(hp["norm_topk_prob"]))
 
 
 Hparams = Qwen3MoeHparams   # the name store/convert.py looks up in every text module
